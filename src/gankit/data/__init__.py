@@ -1,0 +1,117 @@
+"""Data sources: seeded, resumable batch streams of toy mixtures and image data sets.
+
+A ``Source`` is one split of one data set; ``Source.sampler(batch_size, seed)`` gives an endless
+``Sampler`` whose ``state_dict()`` resumes it bit for bit (the trainer stores it in checkpoints),
+and ``Source.sample(n)`` draws real samples for metrics and plots. Images are float32
+``[N, C, H, W]`` in ``[-1, 1]``; toy data is ``[N, D]``. Every sampler owns its own
+``torch.Generator``: nothing here touches the global RNG.
+
+The data sets themselves live in ``toy.py`` (the 1-D and 2-D Gaussian mixtures of Goodfellow et al.
+2014, Metz et al. 2017 and Srivastava et al. 2017) and ``images.py`` (MNIST, LeCun et al. 1998;
+Fashion-MNIST, Xiao et al. 2017; folders of images); both register in ``registry.DATASETS``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..config import DataConfig
+from ..errors import UserError
+from ..registry import DATASETS
+
+SPLITS = ("train", "test")
+
+
+class Sampler:
+    """An endless, seeded batch stream; ``state_dict`` / ``load_state_dict`` resume it exactly."""
+
+    def next(self) -> tuple[Tensor, Tensor | None]:
+        """One batch: x float32 ``[B, *shape]`` on CPU, y int64 ``[B]`` or None."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Only tensors, ints, floats and strs: safe for ``torch.load(weights_only=True)``."""
+        raise NotImplementedError
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def __iter__(self) -> Sampler:
+        return self
+
+    def __next__(self) -> tuple[Tensor, Tensor | None]:
+        return self.next()
+
+
+class Source:
+    """One split of one data set."""
+
+    kind: str  # "toy" or "image"
+    shape: tuple[int, ...]  # one sample: (D,) for toy data, (C, H, W) for images
+    num_classes: int  # labels the source has; 0 = unlabelled (y is None)
+    name: str  # the registered data set name
+    split: str  # "train" or "test"
+
+    def sampler(self, batch_size: int, seed: int) -> Sampler:
+        """An endless stream of ``batch_size`` batches, reproducible from ``seed``."""
+        raise NotImplementedError
+
+    def sample(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """``n`` real samples (float32, CPU) and their int64 labels (or None).
+
+        Without a generator the draw is a fixed function of the split, so evaluations repeat.
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, split={self.split!r}, "
+            f"shape={self.shape}, num_classes={self.num_classes})"
+        )
+
+
+def check_batch_size(batch_size: int) -> None:
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+
+
+def data_root(cfg_root: str | None) -> Path:
+    """Where data sets live: ``cfg_root``, else ``$GANKIT_DATA``, else the user's cache folder."""
+    if cfg_root:
+        return Path(cfg_root).expanduser()
+    if os.environ.get("GANKIT_DATA"):
+        return Path(os.environ["GANKIT_DATA"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).expanduser() / "gankit" / "data"
+
+
+def build_source(cfg: DataConfig, split: str = "train") -> Source:
+    """The ``split`` of the data set ``cfg.name``, built by its registered constructor."""
+    if split not in SPLITS:
+        raise UserError(f"unknown data split {split!r}; use 'train' or 'test'")
+    return DATASETS.get(cfg.name)(cfg, split)
+
+
+# Imported last so that the data sets can subclass Source and register themselves.
+from . import images, toy  # noqa: E402
+from .images import ImageSource  # noqa: E402
+from .toy import ToySource  # noqa: E402
+
+__all__ = [
+    "SPLITS",
+    "ImageSource",
+    "Sampler",
+    "Source",
+    "ToySource",
+    "build_source",
+    "data_root",
+    "images",
+    "toy",
+]

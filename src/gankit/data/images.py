@@ -1,0 +1,344 @@
+"""Image data sets held in memory as uint8: MNIST, Fashion-MNIST and folders of images.
+
+MNIST (LeCun et al. 1998) and Fashion-MNIST (Xiao, Rasul and Vollgraf 2017) are read from the
+official IDX files that torchvision keeps in ``<root>/MNIST/raw/`` and
+``<root>/FashionMNIST/raw/`` (gzipped or not); torchvision fetches missing files when online.
+Every file is checked first (md5 of the ``.gz``, IDX magic and size), so a missing, truncated or
+corrupt file is a one-line ``UserError`` naming the file and the fix, never a traceback.
+``size`` other than 28 resizes with antialiased bilinear interpolation (the DCGAN nets of Radford
+et al. 2016 want 32 or 64); ``channels=3`` tiles the gray channel (a view: no extra memory).
+
+A ``folder`` is any folder of PNG/JPEG images, resized (short side) and center-cropped to a
+square; class subfolders become labels. Batches are float32 in [-1, 1] via ``x / 127.5 - 1``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import zlib
+from http.client import HTTPException
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.functional as TF
+from PIL import Image
+from torch import Tensor
+from torchvision import datasets as tvd
+
+from ..config import DataConfig
+from ..errors import UserError
+from ..registry import DATASETS
+from . import Sampler, Source, check_batch_size, data_root
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+_EVAL_SEED = 1_000_003  # the fixed draw of ``sample()`` without a generator
+_IDX_MAGIC = {"images": 2051, "labels": 2049}  # IDX: 0x0803 = uint8 x 3 dims, 0x0801 = 1 dim
+
+
+def to_float(images: Tensor) -> Tensor:
+    """uint8 ``[..., H, W]`` in 0..255 -> float32 in [-1, 1]."""
+    return images.to(torch.float32) / 127.5 - 1
+
+
+class ImageSource(Source):
+    """A whole split in memory: ``images`` uint8 ``[N, C, H, W]``, ``labels`` int64 ``[N]``."""
+
+    kind = "image"
+
+    def __init__(
+        self,
+        name: str,
+        images: Tensor,  # uint8 [N, C, H, W]
+        labels: Tensor | None,  # int64 [N], or None when unlabelled
+        num_classes: int,  # 0 when unlabelled
+        split: str = "train",
+        class_names: list[str] | None = None,  # display names of the labels 0..num_classes-1
+    ):
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(
+                f"images must be uint8 [N, C, H, W], got {images.dtype} {images.shape}"
+            )
+        if labels is not None and labels.shape != images.shape[:1]:
+            raise ValueError(f"labels must be [{len(images)}], got {tuple(labels.shape)}")
+        self.name, self.split = name, split
+        self.images, self.labels = images, labels
+        self.num_classes = num_classes
+        self.class_names = class_names or [str(i) for i in range(num_classes)]
+        self.shape = tuple(images.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, index: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The images at ``index`` ``[B]`` as float32 ``[B, C, H, W]`` in [-1, 1], and labels."""
+        y = None if self.labels is None else self.labels[index]  # [B]
+        return to_float(self.images[index]), y  # [B, C, H, W]
+
+    def sampler(self, batch_size: int, seed: int) -> ImageSampler:
+        check_batch_size(batch_size)
+        return ImageSampler(self, batch_size, seed)
+
+    def sample(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """``n`` distinct images of the split, in random order."""
+        if n > len(self):
+            raise UserError(
+                f"the {self.split} split of {self.name} has {len(self)} images, {n} were asked for;"
+                " ask for fewer samples"
+            )
+        if generator is None:
+            generator = torch.Generator().manual_seed(_EVAL_SEED)
+        return self.batch(torch.randperm(len(self), generator=generator)[:n])
+
+
+class ImageSampler(Sampler):
+    """Shuffled epochs: a new permutation each epoch; a batch may run on into the next epoch."""
+
+    def __init__(self, source: ImageSource, batch_size: int, seed: int):
+        self.source, self.batch_size = source, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.perm = torch.randperm(len(source), generator=self.generator)  # [N]
+        self.cursor = 0
+        self.epoch = 0
+
+    def _indices(self) -> Tensor:
+        parts, need = [], self.batch_size
+        while need > 0:
+            if self.cursor == len(self.perm):
+                self.perm = torch.randperm(len(self.perm), generator=self.generator)
+                self.cursor, self.epoch = 0, self.epoch + 1
+            take = self.perm[self.cursor : self.cursor + need]
+            parts.append(take)
+            self.cursor += len(take)
+            need -= len(take)
+        return torch.cat(parts)  # [B]
+
+    def next(self) -> tuple[Tensor, Tensor | None]:
+        return self.source.batch(self._indices())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "image",
+            "generator": self.generator.get_state(),
+            "perm": self.perm.clone(),
+            "cursor": self.cursor,
+            "epoch": self.epoch,
+        }
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        if d.get("kind") != "image" or not {"generator", "perm", "cursor"} <= set(d):
+            raise ValueError("not an image sampler state (expected generator, perm and cursor)")
+        if len(d["perm"]) != len(self.source):
+            raise ValueError(
+                f"sampler state is for {len(d['perm'])} images, this source has {len(self.source)}"
+            )
+        self.generator.set_state(d["generator"])
+        self.perm = d["perm"].clone().long()
+        self.cursor, self.epoch = int(d["cursor"]), int(d.get("epoch", 0))
+
+
+# ---------------------------------------------------------------------------------------------
+# MNIST and Fashion-MNIST from the IDX files
+
+
+def _corrupt(path: Path, why: str) -> UserError:
+    return UserError(
+        f"{path} is corrupt or truncated ({why}); delete it and download it again "
+        "(data.download=true) or copy a good one from the official release"
+    )
+
+
+def _read_raw(raw: Path, gz_name: str, md5: str) -> tuple[Path, bytes]:
+    """The decompressed bytes of one IDX file: the plain file if present, else the checked .gz."""
+    plain, gz = raw / gz_name[: -len(".gz")], raw / gz_name
+    if plain.is_file():
+        return plain, plain.read_bytes()
+    data = gz.read_bytes()
+    if hashlib.md5(data).hexdigest() != md5:
+        raise _corrupt(gz, f"md5 is not {md5}")
+    try:
+        return gz, gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:
+        raise _corrupt(gz, f"bad gzip: {e}") from None
+
+
+def _parse_idx(path: Path, data: bytes, kind: str) -> Tensor:
+    """An IDX file of unsigned bytes -> uint8 tensor; checks the magic number and the size."""
+    ndim = 3 if kind == "images" else 1
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise _corrupt(path, f"{len(data)} bytes, shorter than an IDX header")
+    magic = int.from_bytes(data[:4], "big")
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    if magic != _IDX_MAGIC[kind]:
+        raise _corrupt(path, f"IDX magic {magic}, expected {_IDX_MAGIC[kind]}")
+    count = 1
+    for d in dims:
+        count *= d
+    if len(data) != header + count:
+        raise _corrupt(path, f"{len(data)} bytes, the header promises {header + count}")
+    flat = torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8)
+    return flat.reshape(dims)  # [N, 28, 28] or [N]
+
+
+def _split_files(split: str) -> dict[str, str]:
+    """The official ``.gz`` names of a split's images and labels."""
+    prefix = "train" if split == "train" else "t10k"
+    return {"images": f"{prefix}-images-idx3-ubyte.gz", "labels": f"{prefix}-labels-idx1-ubyte.gz"}
+
+
+def _raw_status(raw: Path, names: list[str]) -> list[str]:
+    """The names of ``names`` (``.gz`` file names) present neither gzipped nor decompressed."""
+    return [n for n in names if not (raw / n).is_file() and not (raw / n[: -len(".gz")]).is_file()]
+
+
+def _missing_error(title: str, folder: str, raw: Path, missing: list[str], why: str) -> UserError:
+    return UserError(
+        f"{title} files missing: {', '.join(missing)}{why}; put them in {raw}/ or point data.root "
+        f"(--data-dir) at a folder whose {folder}/raw/ holds them"
+    )
+
+
+def _ensure_files(cls: type, title: str, root: Path, split: str, download: bool) -> Path:
+    """The raw folder once the split's two files are present; download them if allowed."""
+    raw = root / cls.__name__ / "raw"
+    names = list(_split_files(split).values())
+    missing = _raw_status(raw, names)
+    if missing and download:
+        try:
+            cls(str(root), train=split == "train", download=True)
+        except (OSError, RuntimeError, HTTPException) as e:
+            reason = " ".join(str(e).split())[:160] or type(e).__name__
+            raise _missing_error(
+                title, cls.__name__, raw, missing, f" and the download failed ({reason})"
+            ) from None
+        missing = _raw_status(raw, names)
+    if missing:
+        raise _missing_error(title, cls.__name__, raw, missing, " (data.download is off)")
+    return raw
+
+
+def resize_uint8(images: Tensor, size: int, chunk: int = 4096) -> Tensor:
+    """uint8 ``[N, C, h, w]`` -> uint8 ``[N, C, size, size]``, antialiased bilinear, in chunks."""
+    out = torch.empty(*images.shape[:2], size, size, dtype=torch.uint8)
+    for i in range(0, len(images), chunk):
+        x = images[i : i + chunk].float()
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
+        out[i : i + chunk] = x.round_().clamp_(0, 255).to(torch.uint8)  # [n, C, size, size]
+    return out
+
+
+def _read_split(cls: type, raw: Path, split: str) -> tuple[Tensor, Tensor]:
+    """The checked images uint8 ``[N, 28, 28]`` and labels int64 ``[N]`` of one split."""
+    md5s = dict(cls.resources)
+    parsed = {}
+    for kind, gz_name in _split_files(split).items():
+        path, data = _read_raw(raw, gz_name, md5s[gz_name])
+        parsed[kind] = (path, _parse_idx(path, data, kind))
+    (_, images), (label_path, labels) = parsed["images"], parsed["labels"]
+    if len(labels) != len(images) or len(labels) == 0 or int(labels.max()) >= len(cls.classes):
+        raise _corrupt(label_path, f"{len(labels)} labels for {len(images)} images, or a bad value")
+    return images, labels.long()
+
+
+def load_idx_dataset(cls: type, title: str, name: str, cfg: DataConfig, split: str) -> ImageSource:
+    """An MNIST-like data set; ``cls`` is its torchvision class (folder name, md5s, classes)."""
+    root = data_root(cfg.root)
+    raw = _ensure_files(cls, title, root, split, cfg.download)
+    images, labels = _read_split(cls, raw, split)  # [N, 28, 28], [N]
+    images = images[:, None]  # [N, 1, 28, 28]
+    if cfg.size != images.shape[-1]:
+        images = resize_uint8(images, cfg.size)  # [N, 1, size, size]
+    if cfg.channels == 3:
+        images = images.expand(-1, 3, -1, -1)  # [N, 3, size, size], a view: no copy
+    return ImageSource(name, images, labels, len(cls.classes), split, list(cls.classes))
+
+
+@DATASETS.register("mnist")
+def mnist(cfg: DataConfig, split: str = "train") -> ImageSource:
+    return load_idx_dataset(tvd.MNIST, "MNIST", "mnist", cfg, split)
+
+
+@DATASETS.register("fashion-mnist")
+def fashion_mnist(cfg: DataConfig, split: str = "train") -> ImageSource:
+    return load_idx_dataset(tvd.FashionMNIST, "Fashion-MNIST", "fashion-mnist", cfg, split)
+
+
+# ---------------------------------------------------------------------------------------------
+# a folder of PNG/JPEG images
+
+
+def list_images(folder: Path) -> list[Path]:
+    """PNG/JPEG files under ``folder`` (recursive, any case), sorted; hidden entries skipped."""
+    found = []
+    for p in folder.rglob("*"):
+        rel = p.relative_to(folder).parts
+        if p.suffix.lower() in IMAGE_EXTENSIONS and not any(s.startswith(".") for s in rel):
+            if p.is_file():
+                found.append(p)
+    return sorted(found)
+
+
+def load_image(path: Path, size: int, channels: int) -> Tensor:
+    """One image file -> uint8 ``[C, size, size]``: short side resized to ``size``, center crop."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        reason = " ".join(str(e).split())[:120] or type(e).__name__
+        raise UserError(
+            f"cannot read image {path} ({reason}); delete or replace it, it may be corrupt"
+        ) from None
+    img = TF.center_crop(TF.resize(img, size), [size, size])
+    return TF.pil_to_tensor(img)  # [C, size, size]
+
+
+def _folder_labels(folder: Path, files: list[Path]) -> tuple[Tensor | None, list[str]]:
+    """Labels from the first subfolder of each file, or None when all files sit at the top."""
+    tops = [f.relative_to(folder).parts[0] if f.parent != folder else None for f in files]
+    if all(t is None for t in tops):
+        return None, []
+    if any(t is None for t in tops):
+        raise UserError(
+            f"{folder} holds images both at the top and in subfolders; put all of them in class "
+            "subfolders (labels) or all at the top level (no labels)"
+        )
+    names = sorted(set(tops))
+    index = {n: i for i, n in enumerate(names)}
+    return torch.tensor([index[t] for t in tops], dtype=torch.long), names
+
+
+def _image_folder(cfg: DataConfig) -> Path:
+    if not cfg.path:
+        raise UserError("data set 'folder' needs data.path=<a folder of PNG/JPEG images>")
+    folder = Path(cfg.path).expanduser()
+    if not folder.exists():
+        raise UserError(
+            f"image folder {folder} does not exist; set data.path to a folder of images"
+        )
+    if not folder.is_dir():
+        raise UserError(
+            f"data.path {folder} is not a folder; set it to a folder of PNG/JPEG images"
+        )
+    return folder
+
+
+@DATASETS.register("folder")
+def folder(cfg: DataConfig, split: str = "train") -> ImageSource:
+    """All images under ``cfg.path``; the "test" split is the same images (there is no split)."""
+    root = _image_folder(cfg)
+    files = list_images(root)
+    if not files:
+        raise UserError(
+            f"no .png/.jpg/.jpeg images in {root} or its subfolders; "
+            "put images there or point data.path elsewhere"
+        )
+    labels, names = _folder_labels(root, files)
+    images = torch.stack([load_image(f, cfg.size, cfg.channels) for f in files])  # [N, C, S, S]
+    return ImageSource("folder", images, labels, len(names), split, names or None)

@@ -1,0 +1,58 @@
+"""Shared pytest fixtures: the shared data folder and a writable data root built from it.
+
+Tests never write into the shared folder: ``data_root`` links its files into a temporary root laid
+out the way torchvision expects (``<root>/MNIST/raw/``, ``<root>/FashionMNIST/raw/``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# shared/datasets/<folder> -> <data root>/<torchvision folder>/raw
+IDX_DATASETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+IDX_FILES = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+]
+
+
+def require(path: Path, what: str) -> None:
+    """Skip the test when ``path`` is missing, or fail on CI (``$CI`` set), where it must exist."""
+    if path.exists():
+        return
+    reason = f"{what} not found at {path}; set GANKIT_SHARED to the shared folder"
+    if os.environ.get("CI"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared folder (data sets, weights): ``$GANKIT_SHARED``, else ``<repo>/../shared``."""
+    path = Path(os.environ.get("GANKIT_SHARED") or REPO.parent / "shared").resolve()
+    require(path, "the shared folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Path:
+    """A temporary data root whose ``MNIST/raw`` and ``FashionMNIST/raw`` link the shared .gz files.
+
+    Pass it as ``DataConfig(root=str(data_root), download=False)``.
+    """
+    root = tmp_path_factory.mktemp("data")
+    for src_name, tv_name in IDX_DATASETS.items():
+        raw = root / tv_name / "raw"
+        raw.mkdir(parents=True)
+        for name in IDX_FILES:
+            src = shared_dir / "datasets" / src_name / name
+            require(src, f"{src_name} file {name}")
+            (raw / name).symlink_to(src)
+    return root
