@@ -1,0 +1,21 @@
+"""Run reports: loss plots, sample grids and timelines, toy-data scatter plots, the HTML page."""
+
+from gankit.report.html import write_report
+from gankit.report.plots import (
+    find_samples,
+    plot_losses,
+    plot_points,
+    plot_timeline,
+    read_metrics,
+    save_grid,
+)
+
+__all__ = [
+    "find_samples",
+    "plot_losses",
+    "plot_points",
+    "plot_timeline",
+    "read_metrics",
+    "save_grid",
+    "write_report",
+]

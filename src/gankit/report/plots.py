@@ -1,0 +1,422 @@
+"""Pictures of a training run: loss curves, sample grids, timelines and 2-D / 1-D data plots.
+
+The panels follow what the GAN literature looks at when diagnosing training: the two players'
+losses, the discriminator's outputs on real and generated data, whose fixed point is D = 1/2
+everywhere (Goodfellow et al. 2014), and gradient norms, whose collapse or explosion is the usual
+first sign of a failing run (Arjovsky & Bottou 2017). The 2-D scatter over the discriminator's
+heat map is the classic mixture-of-Gaussians picture of mode collapse (Metz et al. 2017).
+
+Every function builds a matplotlib ``Figure`` directly and renders it with the Agg canvas: no
+pyplot, so no global figure registry to leak from and no display needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+from PIL import Image
+from torch import Tensor
+from torchvision.utils import save_image
+
+DPI = 110
+STEP_LABEL = "step (G updates)"
+D_COLOR, G_COLOR = "C0", "C1"  # the discriminator is blue and the generator orange everywhere
+REAL_COLOR, FAKE_COLOR = "#1f4e9c", "#e8590c"
+_STYLE = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+}
+# Keys with a panel of their own, and bookkeeping keys that say nothing about the game.
+KNOWN_KEYS = {"loss_D", "loss_G", "D(x)", "D(G(z))", "grad_norm_D", "grad_norm_G"}
+BOOKKEEPING_KEYS = {"step", "seconds", "img_per_s", "epoch", "kimg"}
+# The light half of "Greys": dark enough to read D's view, light enough for points on top.
+_HEAT_CMAP = ListedColormap(matplotlib.colormaps["Greys"](np.linspace(0.0, 0.6, 256)), "heat")
+FIELD_CHUNK = 8192  # grid points per call of the field: bounds memory for big discriminators
+
+
+# --------------------------------------------------------------------------------------- metrics
+def read_metrics(path: Path) -> list[dict]:
+    """metrics.jsonl -> one dict per row; skips (with a warning) lines that are not JSON objects.
+
+    A crash mid-write leaves a truncated last line; that line is dropped silently. Raises
+    ``FileNotFoundError`` when the file does not exist.
+    """
+    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+    rows = []
+    for k, (number, line) in enumerate(numbered):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        elif k < len(numbered) - 1:  # the last line being cut short is expected after a crash
+            warnings.warn(f"{path}: skipping unreadable line {number}", stacklevel=2)
+    return rows
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _series(rows: list[dict], key: str, positive: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of the rows that carry a finite number under ``key`` (and ``step``)."""
+    pairs = [
+        (r["step"], r[key])
+        for r in rows
+        if _is_number(r.get("step")) and _is_number(r.get(key)) and (not positive or r[key] > 0)
+    ]
+    steps, values = zip(*pairs, strict=True) if pairs else ((), ())
+    return np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+
+
+def _ema(values: np.ndarray, window: float) -> np.ndarray:
+    """Bias-corrected exponential moving average; ``window`` ~ number of points averaged."""
+    beta = 1.0 - 1.0 / max(window, 1.0)
+    out, acc = np.empty_like(values), 0.0
+    for i, v in enumerate(values):
+        acc = beta * acc + (1 - beta) * v
+        out[i] = acc / (1 - beta ** (i + 1))  # undo the pull towards the initial 0
+    return out
+
+
+def _draw(ax: Axes, steps: np.ndarray, values: np.ndarray, label: str, color: str) -> None:
+    """A faint raw curve under its EMA; sparse series (evaluations) get markers instead."""
+    if len(values) == 0:
+        return  # absent from this run: no empty legend entry
+    if len(values) < 30:
+        ax.plot(steps, values, marker="o", markersize=3, lw=1.4, color=color, label=label)
+        return
+    ax.plot(steps, values, lw=0.7, alpha=0.25, color=color)
+    ax.plot(steps, _ema(values, len(values) / 40), lw=1.6, color=color, label=label)
+
+
+# ---------------------------------------------------------------------------------- loss figure
+def _plain_log_axis(ax: Axes) -> None:
+    """Log y-axis labelled 0.2, 1, 5 rather than 2x10^-1: minor labels only when zoomed in."""
+
+    def minor(value: float, _pos: int) -> str:
+        low, high = ax.get_ylim()
+        coeff = round(value / 10 ** math.floor(math.log10(value)), 6)  # 2 for 0.2, 20, ...
+        return f"{value:g}" if high / low < 100 and coeff in (2, 5) else ""
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+
+
+def _panel_losses(ax: Axes, rows: list[dict]) -> None:
+    for key, color in (("loss_D", D_COLOR), ("loss_G", G_COLOR)):
+        _draw(ax, *_series(rows, key), key, color)
+    ax.set_title("losses")
+    ax.set_ylabel("loss")
+
+
+def _panel_outputs(ax: Axes, rows: list[dict]) -> None:
+    series = {key: _series(rows, key) for key in ("D(x)", "D(G(z))")}
+    for (key, (steps, values)), color in zip(series.items(), (D_COLOR, G_COLOR), strict=True):
+        _draw(ax, steps, values, key, color)
+    everything = np.concatenate([v for _, v in series.values()])
+    if everything.min() >= 0 and everything.max() <= 1:
+        ax.set_ylim(-0.02, 1.02)
+        equilibrium = "D = 1/2: equilibrium of the minimax game"
+        ax.axhline(0.5, ls="--", lw=1, color="0.35", label=equilibrium)
+        ax.set_title("discriminator output on real and generated data")
+        ax.set_ylabel("probability")
+    else:  # WGAN critics and friends: unbounded scores, no 1/2 to aim for
+        ax.set_title("critic scores on real and generated data")
+        ax.set_ylabel("score")
+
+
+def _panel_grads(ax: Axes, rows: list[dict]) -> None:
+    for key, color in (("grad_norm_D", D_COLOR), ("grad_norm_G", G_COLOR)):
+        _draw(ax, *_series(rows, key, positive=True), key, color)
+    _plain_log_axis(ax)
+    ax.set_title("gradient norms")
+    ax.set_ylabel("L2 norm (log)")
+
+
+def _other_keys(rows: list[dict]) -> list[str]:
+    """Numeric keys outside the known panels and the bookkeeping, in first-seen order."""
+    keys: dict[str, None] = {}
+    for row in rows:
+        for key, value in row.items():
+            skip = key in KNOWN_KEYS or key in BOOKKEEPING_KEYS or key.startswith("lr_")
+            if not skip and _is_number(value):
+                keys[key] = None
+    return list(keys)
+
+
+def _panel_other(ax: Axes, rows: list[dict]) -> None:
+    keys = _other_keys(rows)
+    series = [_series(rows, key) for key in keys]
+    for i, (key, (steps, values)) in enumerate(zip(keys, series, strict=True)):
+        _draw(ax, steps, values, key, f"C{i + 2}")  # C0 / C1 are taken by D and G
+    everything = np.concatenate([v for _, v in series])
+    # FID (~100) next to a gradient penalty (~0.1) is only readable on a log scale.
+    if everything.min() > 0 and everything.max() / everything.min() > 100:
+        _plain_log_axis(ax)
+    ax.set_title("other metrics")
+    ax.set_ylabel("value")
+
+
+def _has(rows: list[dict], keys: list[str], positive: bool = False) -> bool:
+    return any(len(_series(rows, key, positive)[0]) for key in keys)
+
+
+def _losses_figure(rows: list[dict], title: str = "") -> Figure:
+    """The figure behind ``plot_losses``: one panel per group of metrics that has data."""
+    panels = [
+        (_panel_losses, _has(rows, ["loss_D", "loss_G"])),
+        (_panel_outputs, _has(rows, ["D(x)", "D(G(z))"])),
+        (_panel_grads, _has(rows, ["grad_norm_D", "grad_norm_G"], positive=True)),
+        (_panel_other, _has(rows, _other_keys(rows))),
+    ]
+    panels = [draw for draw, present in panels if present]
+    fig = Figure(figsize=(9, 1.0 + 2.5 * max(len(panels), 1)), dpi=DPI, layout="constrained")
+    if not panels:
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "no metrics logged yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0] if panels else []
+    for ax, draw in zip(axes, panels, strict=True):
+        draw(ax, rows)
+        ax.legend(loc="best", framealpha=0.85)
+    if len(axes):
+        axes[-1].set_xlabel(STEP_LABEL)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig).print_png(str(path))
+    fig.clear()  # drop artists now rather than whenever the garbage collector gets to them
+    return path
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    with matplotlib.rc_context(_STYLE):
+        yield
+
+
+def plot_losses(rows: list[dict], path: Path, title: str = "") -> Path:
+    """Loss, discriminator-output, gradient-norm and other-metric panels against step -> PNG."""
+    with _style():
+        return _save(_losses_figure(rows, title), path)
+
+
+# -------------------------------------------------------------------------------- sample grids
+def save_grid(images: Tensor, path: Path, nrow: int | None = None) -> Path:
+    """Images ``[N, C, H, W]`` in [-1, 1] -> one PNG grid, ``nrow`` images per row (~sqrt(N))."""
+    if images.ndim != 4 or images.shape[1] not in (1, 3) or images.shape[0] == 0:
+        shape = tuple(images.shape)
+        raise ValueError(f"save_grid wants images [N, 1 or 3, H, W] with N > 0, got {shape}")
+    nrow = nrow or math.ceil(math.sqrt(images.shape[0]))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = images.detach().float().cpu()
+    save_image(images, path, nrow=nrow, padding=2, normalize=True, value_range=(-1, 1))
+    return path
+
+
+# ------------------------------------------------------------------------------ 2-D / 1-D data
+def _as_numpy(x: Tensor) -> np.ndarray:
+    return x.detach().float().cpu().numpy()
+
+
+def _eval_field(field: Callable[[Tensor], Tensor], points: np.ndarray) -> np.ndarray:
+    """field over ``points`` [M, D] in chunks, without autograd -> [M]."""
+    grid = torch.from_numpy(points.astype(np.float32))
+    with torch.no_grad():
+        out = [field(chunk).detach().float().cpu().reshape(-1) for chunk in grid.split(FIELD_CHUNK)]
+    values = torch.cat(out).numpy()  # [M]
+    if values.shape[0] != points.shape[0]:
+        got, want = values.shape[0], points.shape[0]
+        raise ValueError(f"field must return one value per point: {got} values for {want} points")
+    return values
+
+
+def _bounds(arrays: list[np.ndarray], margin: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension (low, high) covering every array, widened by ``margin`` of the span."""
+    stacked = np.concatenate(arrays)
+    low, high = stacked.min(axis=0), stacked.max(axis=0)
+    pad = np.maximum((high - low) * margin, 0.5)  # 0.5: a collapsed G must not give a zero span
+    return low - pad, high + pad
+
+
+def _is_probability(values: np.ndarray) -> bool:
+    return bool(values.min() >= 0 and values.max() <= 1)
+
+
+def _legend(fig: Figure) -> None:
+    """One legend under the plot, out of the data's way; scatter handles at a readable size."""
+    pairs = [pair for ax in fig.axes for pair in zip(*ax.get_legend_handles_labels(), strict=True)]
+    order = ["real", "generated", "modes"]  # whatever the drawing order; field curves last
+    pairs.sort(key=lambda pair: order.index(pair[1]) if pair[1] in order else len(order))
+    handles, labels = zip(*pairs, strict=True)
+    legend = fig.legend(handles, labels, loc="outside lower center", ncols=4, frameon=False)
+    for handle in legend.legend_handles:
+        if hasattr(handle, "set_sizes"):
+            handle.set_sizes([36])
+            handle.set_alpha(1.0)
+
+
+def _points_2d(ax: Axes, fig: Figure, real, fake, field, field_label, modes) -> None:
+    low, high = _bounds([real, fake] + ([modes] if modes is not None else []))
+    if field is not None:
+        xs, ys = np.linspace(low[0], high[0], 200), np.linspace(low[1], high[1], 200)
+        gx, gy = np.meshgrid(xs, ys)  # [200, 200] each, rows follow y
+        heat = _eval_field(field, np.stack([gx.ravel(), gy.ravel()], 1)).reshape(gx.shape)
+        prob = _is_probability(heat)
+        image = ax.imshow(
+            heat, origin="lower", extent=(low[0], high[0], low[1], high[1]), cmap=_HEAT_CMAP,
+            vmin=0 if prob else None, vmax=1 if prob else None, aspect="equal",
+        )  # fmt: skip
+        fig.colorbar(image, ax=ax, label=field_label, shrink=0.85)
+    size = 6 if len(real) + len(fake) < 4000 else 3  # many points: smaller, or they merge
+    # Real on top: a mode G covers then shows a blue core in an orange halo, not just orange.
+    for data, color, label in ((fake, FAKE_COLOR, "generated"), (real, REAL_COLOR, "real")):
+        if len(data):  # the CLI plots generated samples alone, with an empty real set
+            ax.scatter(*data.T, s=size, c=color, alpha=0.6, lw=0, label=label)
+    if modes is not None:  # big and thin: the cluster under a cross stays visible
+        ax.scatter(*modes.T, marker="x", s=110, c="black", lw=1.0, label="modes")
+    ax.set_xlim(low[0], high[0])
+    ax.set_ylim(low[1], high[1])
+    ax.set_aspect("equal")
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    _legend(fig)
+
+
+def _points_1d(ax: Axes, fig: Figure, real, fake, field, field_label, modes) -> None:
+    low, high = _bounds([real, fake] + ([modes] if modes is not None else []), margin=0.1)
+    bins = np.linspace(low[0], high[0], 60)
+    for data, color, label in ((real, REAL_COLOR, "real"), (fake, FAKE_COLOR, "generated")):
+        if not len(data):
+            continue
+        ax.hist(data[:, 0], bins=bins, density=True, color=color, alpha=0.35, label=label)
+        ax.hist(data[:, 0], bins=bins, density=True, color=color, histtype="step", lw=1.2)
+    if modes is not None:
+        ax.plot(modes[:, 0], np.zeros(len(modes)), "kx", ms=9, mew=2, label="modes", clip_on=False)
+    ax.set_xlim(low[0], high[0])
+    ax.set_xlabel("x")
+    ax.set_ylabel("density")
+    if field is not None:
+        xs = np.linspace(low[0], high[0], 400)
+        values = _eval_field(field, xs[:, None])
+        twin = ax.twinx()
+        twin.plot(xs, values, color="0.15", lw=1.8, label=field_label)
+        if _is_probability(values):
+            twin.set_ylim(0, 1.02)
+        twin.set_ylabel(field_label)
+        twin.grid(False)
+    _legend(fig)
+
+
+def plot_points(
+    real: Tensor,
+    fake: Tensor,
+    path: Path,
+    field: Callable[[Tensor], Tensor] | None = None,  # CPU float [M, D] -> [M]; e.g. sigmoid(D(x))
+    field_label: str = "D(x)",
+    title: str = "",
+    modes: Tensor | None = None,  # [K, D] mode centres, drawn as crosses
+) -> Path:
+    """Real vs generated toy data -> PNG: 2-D scatter over a heat map of ``field``, or 1-D
+    density histograms with ``field`` as a curve on a second axis."""
+    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1] or real.shape[1] > 2:
+        raise ValueError(
+            f"plot_points wants real and fake [N, 1] or [N, 2], got {tuple(real.shape)} and "
+            f"{tuple(fake.shape)}"
+        )
+    if len(real) + len(fake) == 0:
+        raise ValueError("plot_points needs at least one real or generated point")
+    dim = real.shape[1]
+    real_np, fake_np = _as_numpy(real), _as_numpy(fake)
+    modes_np = _as_numpy(modes).reshape(-1, dim) if modes is not None else None
+    with _style():
+        fig = Figure(figsize=(7, 6) if dim == 2 else (8, 4.5), dpi=DPI, layout="constrained")
+        ax = fig.add_subplot()
+        if dim == 2:
+            _points_2d(ax, fig, real_np, fake_np, field, field_label, modes_np)
+        else:
+            _points_1d(ax, fig, real_np, fake_np, field, field_label, modes_np)
+        if title:
+            ax.set_title(title)
+        return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------ timeline
+_SAMPLE_NAME = re.compile(r"step_(\d+)\.png")
+
+
+def find_samples(samples_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of every ``step_000500.png`` in ``samples_dir``, in step order; [] if none."""
+    samples_dir = Path(samples_dir)
+    if not samples_dir.is_dir():
+        return []
+    found = [(_SAMPLE_NAME.fullmatch(p.name), p) for p in samples_dir.iterdir()]
+    return sorted((int(m.group(1)), p) for m, p in found if m)
+
+
+def pick_frames(n: int, max_frames: int) -> list[int]:
+    """At most ``max_frames`` indices into ``n`` frames, evenly spread, first and last included."""
+    if max_frames < 1:
+        raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+    if n <= max_frames:
+        return list(range(n))
+    if max_frames == 1:
+        return [n - 1]  # one frame can't be both ends: the latest says more
+    return sorted({round(i * (n - 1) / (max_frames - 1)) for i in range(max_frames)})
+
+
+def _timeline_figure(frames: list[tuple[int, Path]], max_frames: int) -> Figure:
+    """The figure behind ``plot_timeline``: one titled, axis-less panel per chosen frame."""
+    if not frames:
+        raise ValueError("plot_timeline needs at least one (step, png) frame")
+    frames = sorted(frames, key=lambda frame: frame[0])
+    chosen = [frames[i] for i in pick_frames(len(frames), max_frames)]
+    images = []
+    for _, png in chosen:
+        with Image.open(png) as im:
+            images.append(np.asarray(im.convert("RGB")))  # [H, W, 3]
+    height_px, width_px = images[-1].shape[:2]
+    # About one screen pixel per image pixel, within bounds that keep "step N" readable.
+    frame_w = min(max(width_px / DPI, 1.6), max(2.6, 16 / len(chosen)))  # <= ~16 in wide
+    size = (frame_w * len(chosen), frame_w * height_px / width_px + 0.45)
+    fig = Figure(figsize=size, dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, len(chosen), squeeze=False)[0]
+    for ax, (step, _), image in zip(axes, chosen, images, strict=True):
+        ax.imshow(image, interpolation="nearest" if image.shape[0] <= 128 else "antialiased")
+        ax.set_title(f"step {step}")
+        ax.set_axis_off()
+    return fig
+
+
+def plot_timeline(frames: list[tuple[int, Path]], path: Path, max_frames: int = 8) -> Path:
+    """Sample images at a few steps, side by side, each titled "step N" -> one PNG."""
+    with _style():
+        return _save(_timeline_figure(frames, max_frames), path)
