@@ -1,0 +1,85 @@
+"""The variant contract: what differs between GANs is the players' losses and who moves when.
+
+A variant declares its players (the nets it trains), its phases (which players a phase updates and
+how many times per step), and returns a ``LossOut`` for each phase. It never calls ``backward()``,
+never touches an optimizer or a device: the trainer does (the loss-object design of Karras et al.
+2020, StyleGAN2-ADA).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from ..config import Config
+from ..nets import build_discriminator, build_generator
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str  # used as the log prefix and passed back to loss()
+    updates: tuple[str, ...]  # players whose optimizers step in this phase
+    repeat: int = 1  # times per step, each on a fresh real batch (n_critic for D)
+
+
+@dataclass
+class Batch:
+    """What one phase iteration sees; tensors are on the training device."""
+
+    real: Tensor  # [B, *shape] data
+    labels: Tensor | None  # [B] class labels, or None for an unconditional model
+    z: Tensor  # [B, z_dim] latent codes from the trainer's seeded generator
+    step: int  # G updates done so far
+
+
+@dataclass
+class LossOut:
+    total: Tensor  # scalar the trainer back-propagates
+    logs: dict[str, Tensor] = field(default_factory=dict)  # detached scalars to log
+
+
+class Variant:
+    """Base class: a G/D game; subclasses implement ``loss``."""
+
+    players: tuple[str, ...] = ("G", "D")
+    sampler_player: str = "G"  # the net that ``sample`` and exports use
+    probabilities: bool = True  # D's scores are logits: log sigmoid(D) as D(x) and D(G(z))
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.tcfg = cfg.train
+
+    def phases(self) -> list[Phase]:
+        return [Phase("D", ("D",), self.tcfg.n_critic), Phase("G", ("G",), 1)]
+
+    def build_nets(self, shape: tuple[int, ...], num_classes: int) -> dict[str, nn.Module]:
+        return {
+            "G": build_generator(self.cfg.model, shape, num_classes),
+            "D": build_discriminator(self.cfg.model, shape, num_classes),
+        }
+
+    def lr(self, player: str) -> float:
+        return self.tcfg.lr_g if player.startswith("G") else self.tcfg.lr_d
+
+    def make_optimizer(self, player: str, params) -> torch.optim.Optimizer:
+        if self.tcfg.optimizer == "rmsprop":
+            return torch.optim.RMSprop(params, lr=self.lr(player))
+        return torch.optim.Adam(
+            params, lr=self.lr(player), betas=(self.tcfg.beta1, self.tcfg.beta2)
+        )
+
+    def loss(self, phase: str, nets: dict[str, nn.Module], batch: Batch) -> LossOut:
+        raise NotImplementedError
+
+    def after_step(self, phase: str, nets: dict[str, nn.Module]) -> None:
+        """Called after each optimizer step of ``phase`` (weight clipping lives here)."""
+
+    def score_logs(self, real: Tensor | None, fake: Tensor) -> dict[str, Tensor]:
+        """Mean D(x) and D(G(z)): probabilities for logit-scored variants, raw otherwise."""
+        f = torch.sigmoid if self.probabilities else (lambda s: s)
+        logs = {"D(G(z))": f(fake.detach().float()).mean()}
+        if real is not None:
+            logs["D(x)"] = f(real.detach().float()).mean()
+        return logs
