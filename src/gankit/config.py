@@ -35,7 +35,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     net: str = "mlp"  # mlp | dcgan
-    z_dim: int = 2  # latent size
+    z_dim: int = 8  # latent size
     width: int = 128  # hidden units (mlp) or base channels (dcgan)
     depth: int = 3  # hidden layers (mlp)
     dropout: float = 0.0  # dropout in D (the classic MNIST GAN uses 0.3)
@@ -57,7 +57,7 @@ class TrainConfig:
     lr_d: float = 1e-3
     beta1: float = 0.5
     beta2: float = 0.999
-    lr_decay: Literal["none", "linear"] = "none"  # linear: to 0 at the last step
+    lr_decay: Literal["none", "linear"] = "linear"  # linear: to 0 at the last step
     label_smoothing: float = 0.0  # one-sided: the real target is 1 - label_smoothing
     ema: float = 0.0  # decay of the moving average of G's weights; 0 = off
     amp: bool = False  # bfloat16 autocast on CUDA

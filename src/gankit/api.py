@@ -1,0 +1,174 @@
+"""Loading, sampling and exporting trained generators.
+
+``load_generator`` takes a run folder (its newest checkpoint), a checkpoint ``.pt`` or an exported
+``.safetensors`` file and returns a ``Generator`` ready to sample. Exports hold the generator's
+weights (the EMA copy when the run kept one) and its config as safetensors metadata: no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from . import config as config_mod
+from . import variants  # noqa: F401  (registers the variants to rebuild nets)
+from .config import Config
+from .errors import UserError
+from .registry import VARIANTS
+from .training import checkpoint
+
+EXPORT_FORMAT = "gankit-generator-1"
+
+
+@torch.no_grad()
+def sample_from(
+    net: nn.Module,
+    n: int,
+    seed: int | None = None,
+    labels: Tensor | int | None = None,
+    batch: int = 1024,
+) -> Tensor:
+    """n samples [n, *shape] on the CPU; labels: one class for all, or [n] classes."""
+    if n <= 0:
+        raise UserError(f"the number of samples must be positive, got {n}")
+    device = next(net.parameters()).device
+    g = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % 2**63)
+    z = torch.randn(n, net.z_dim, generator=g)  # [n, z_dim]
+    y = _labels(net, n, labels, g)
+    was_training = net.training
+    net.eval()
+    out = []
+    for i in range(0, n, batch):
+        yi = y[i : i + batch].to(device) if y is not None else None
+        out.append(net(z[i : i + batch].to(device), yi).float().cpu())
+    net.train(was_training)
+    return torch.cat(out)  # [n, *shape]
+
+
+def _labels(net: nn.Module, n: int, labels: Tensor | int | None, g: torch.Generator):
+    k = getattr(net, "num_classes", 0)
+    if labels is None:
+        return torch.randint(k, (n,), generator=g) if k else None  # [n]
+    if not k:
+        raise UserError("this generator is unconditional; sample it without a class")
+    if isinstance(labels, int):
+        labels = torch.full((n,), labels, dtype=torch.long)  # [n]
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    if labels.shape != (n,):
+        raise UserError(f"labels must have shape [{n}], got {list(labels.shape)}")
+    if labels.min() < 0 or labels.max() >= k:
+        raise UserError(f"class must be in 0..{k - 1}, got {labels.min()}..{labels.max()}")
+    return labels
+
+
+@dataclass
+class Generator:
+    """A trained generator and what it was trained with."""
+
+    net: nn.Module
+    config: Config
+    shape: tuple[int, ...]
+    num_classes: int
+    kind: str  # "toy" or "image"
+
+    @property
+    def z_dim(self) -> int:
+        return self.net.z_dim
+
+    def sample(self, n: int, seed: int | None = None, labels: Tensor | int | None = None) -> Tensor:
+        return sample_from(self.net, n, seed=seed, labels=labels)
+
+    def to(self, device: str | torch.device) -> Generator:
+        self.net.to(device)
+        return self
+
+
+def _build(cfg: Config, meta: dict[str, Any]) -> nn.Module:
+    variant = VARIANTS.get(cfg.train.variant)(cfg)
+    nets = variant.build_nets(tuple(meta["shape"]), int(meta["num_classes"]))
+    return nets[meta["sampler_player"]]
+
+
+def _from_checkpoint(path: Path) -> Generator:
+    ck = checkpoint.load(path)
+    cfg = config_mod.from_dict(ck["config"])
+    meta = ck["meta"]
+    net = _build(cfg, meta)
+    net.load_state_dict(
+        ck["ema"] if ck.get("ema") is not None else ck["nets"][meta["sampler_player"]]
+    )
+    return Generator(net.eval(), cfg, tuple(meta["shape"]), int(meta["num_classes"]), meta["kind"])
+
+
+def _from_export(path: Path) -> Generator:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            md = f.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise UserError(f"{path} is not a readable safetensors file ({e})") from None
+    if md.get("format") != EXPORT_FORMAT:
+        raise UserError(f"{path} is not a gankit generator export (no {EXPORT_FORMAT!r} metadata)")
+    cfg = config_mod.from_dict(json.loads(md["config"]))
+    meta = json.loads(md["meta"])
+    net = _build(cfg, meta)
+    net.load_state_dict(state)
+    return Generator(net.eval(), cfg, tuple(meta["shape"]), int(meta["num_classes"]), meta["kind"])
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        return checkpoint.latest(p)
+    if not p.exists():
+        raise UserError(f"{p} does not exist; pass a run folder, a checkpoint .pt or an export")
+    return p
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
+    """A run folder, a checkpoint ``.pt`` or an exported ``.safetensors`` -> ``Generator``."""
+    p = resolve_checkpoint(path)
+    gen = _from_export(p) if p.suffix == ".safetensors" else _from_checkpoint(p)
+    return gen.to(device)
+
+
+def export(path: str | Path, out: str | Path) -> Path:
+    """Write the generator of a run or checkpoint as safetensors + config metadata."""
+    from safetensors.torch import save_file
+
+    gen = load_generator(path)
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise UserError(f"export file must end in .safetensors, got {out.name}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "shape": list(gen.shape),
+        "num_classes": gen.num_classes,
+        "kind": gen.kind,
+        "sampler_player": _sampler_player(gen.config),
+    }
+    state = {k: v.contiguous() for k, v in gen.net.state_dict().items()}
+    tmp = out.with_name(f".{out.name}.tmp")
+    save_file(
+        state,
+        str(tmp),
+        metadata={
+            "format": EXPORT_FORMAT,
+            "meta": json.dumps(meta),
+            "config": json.dumps(gen.config.to_dict()),
+        },
+    )
+    tmp.replace(out)
+    return out
+
+
+def _sampler_player(cfg: Config) -> str:
+    return VARIANTS.get(cfg.train.variant).sampler_player

@@ -1,0 +1,74 @@
+"""Atomic checkpoints that load without unpickling code.
+
+A checkpoint is a plain dict of tensors, numbers, strings and lists, written to a temporary file
+in the same folder and renamed over the target, so a crash or Ctrl-C mid-write leaves the last
+good one. It loads with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import UserError
+
+FORMAT = "gankit-checkpoint-1"
+_STEP_RE = re.compile(r"step_(\d+)\.pt$")
+
+
+def save_atomic(obj: dict[str, Any], path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)  # atomic on POSIX and Windows
+    return path
+
+
+def load(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist; pass a run folder or a .pt file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file: say which, not where torch failed
+        raise UserError(
+            f"{path} is not a readable gankit checkpoint ({type(e).__name__}); "
+            "use another checkpoint from the run's checkpoints/ folder"
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UserError(f"{path} is not a gankit checkpoint (no {FORMAT!r} marker)")
+    return ckpt
+
+
+def step_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step_{step:07d}.pt"
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoints, oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    found = [
+        (int(m.group(1)), p) for p in folder.glob("step_*.pt") if (m := _STEP_RE.search(p.name))
+    ]
+    return [p for _, p in sorted(found)]
+
+
+def latest(run_dir: Path) -> Path:
+    found = checkpoints(run_dir)
+    if not found:
+        raise UserError(f"{run_dir} has no checkpoints; train it first (gankit train)")
+    return found[-1]
+
+
+def prune(run_dir: Path, keep: int) -> None:
+    """Keep the newest ``keep`` checkpoints."""
+    for p in checkpoints(run_dir)[:-keep]:
+        p.unlink(missing_ok=True)

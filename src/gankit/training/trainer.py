@@ -1,0 +1,483 @@
+"""The one training loop, for every variant.
+
+Alternating phases (Goodfellow et al. 2014, Algorithm 1): each step runs the variant's phases in
+order, e.g. ``n_critic`` D updates on fresh real batches, then one G update. The trainer owns
+backward, optimizer steps, mixed precision, the EMA of G, gradient norms, the NaN guard,
+checkpoints, exact resume, logging and pictures. It never names a variant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .. import config as config_mod
+from .. import data, report
+from ..config import Config
+from ..errors import GankitError, UserError
+from ..registry import VARIANTS
+from ..variants import Batch, Phase, Variant
+from . import checkpoint
+from .diagnostics import Diagnostics
+from .ema import EMA
+from .stats import Window, grad_norm
+
+N_POINTS = 2500  # generated points for 2-D scatter plots and the mode-coverage protocol
+KEEP_CHECKPOINTS = 3
+
+
+class TrainingDiverged(GankitError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name} was asked for but CUDA is not available; use device=cpu")
+    if name == "mps" and not (torch.backends.mps.is_available()):
+        raise UserError("device mps was asked for but MPS is not available; use device=cpu")
+    return torch.device(name)
+
+
+@dataclass
+class Run:
+    """What ``gankit.train`` returns: the run folder, its config and final figures."""
+
+    dir: Path
+    config: Config
+    summary: dict[str, Any]
+    generator: nn.Module  # the sampling net (the EMA copy when train.ema > 0), in eval mode
+    interrupted: bool = False
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None, labels: Tensor | None = None) -> Tensor:
+        from ..api import sample_from
+
+        return sample_from(self.generator, n, seed=seed, labels=labels)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: Path | None = None, resume: bool = False):
+        self.cfg = cfg
+        self.dir = Path(run_dir) if run_dir is not None else _fresh_dir(cfg.run_dir)
+        self.device = pick_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.source = data.build_source(cfg.data)
+        self.num_classes = self.source.num_classes if cfg.data.classes else 0
+        if cfg.data.classes and self.num_classes == 0:
+            raise UserError(f"data set {cfg.data.name} has no class labels; set data.classes=false")
+        self.variant: Variant = VARIANTS.get(cfg.train.variant)(cfg)
+        self.phases: list[Phase] = self.variant.phases()
+        self.nets = {
+            k: v.to(self.device)
+            for k, v in self.variant.build_nets(self.source.shape, self.num_classes).items()
+        }
+        self.opts = {
+            k: self.variant.make_optimizer(k, self.nets[k].parameters()) for k in self.nets
+        }
+        self.sched = {
+            k: torch.optim.lr_scheduler.LambdaLR(o, self._lr_factor) for k, o in self.opts.items()
+        }
+        gname = self.variant.sampler_player
+        self.ema = EMA(self.nets[gname], cfg.train.ema) if cfg.train.ema > 0 else None
+        self.sampler = self.source.sampler(cfg.train.batch_size, cfg.seed)
+        self.noise = torch.Generator().manual_seed(cfg.seed + 1)  # CPU: same z on any device
+        self.step = 0
+        self.elapsed = 0.0
+        self.diagnostics = Diagnostics(cfg, self.source, self.variant.probabilities)
+        self._stop = threading.Event()
+        self._fixed = self._fixed_inputs()
+        if resume:
+            self._load(checkpoint.latest(self.dir))
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _lr_factor(self, step: int) -> float:
+        if self.cfg.train.lr_decay == "linear":
+            return max(0.0, 1.0 - step / self.cfg.train.steps)
+        return 1.0
+
+    def _fixed_inputs(self) -> tuple[Tensor, Tensor | None]:
+        """One fixed z (and labels) for every sample grid, so a timeline shows one set evolve."""
+        n = N_POINTS if self.source.kind == "toy" else self.cfg.log.n_samples
+        g = torch.Generator().manual_seed(self.cfg.seed + 12345)
+        z = torch.randn(n, self.cfg.model.z_dim, generator=g)  # [n, z_dim]
+        y = torch.arange(n) % self.num_classes if self.num_classes else None  # [n]
+        return z, y
+
+    @property
+    def sampling_net(self) -> nn.Module:
+        return self.ema.net if self.ema is not None else self.nets[self.variant.sampler_player]
+
+    # ------------------------------------------------------------------ the loop
+    def _batch(self, step: int) -> Batch:
+        x, y = self.sampler.next()
+        b = x.shape[0]
+        z = torch.randn(b, self.cfg.model.z_dim, generator=self.noise)  # [B, z_dim]
+        dev = self.device
+        x, z = x.to(dev, non_blocking=True), z.to(dev, non_blocking=True)
+        y = y.to(dev, non_blocking=True) if (y is not None and self.num_classes) else None
+        return Batch(real=x, labels=y, z=z, step=step)
+
+    def _run_phase(self, phase: Phase, window: Window, log_now: bool) -> None:
+        for name, net in self.nets.items():  # frozen players build no graph for their weights
+            net.requires_grad_(name in phase.updates)
+        amp = self.cfg.train.amp and self.device.type == "cuda"
+        for _ in range(phase.repeat):
+            batch = self._batch(self.step)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+                out = self.variant.loss(phase.name, self.nets, batch)
+            for name in phase.updates:
+                self.opts[name].zero_grad(set_to_none=True)
+            out.total.backward()
+            if log_now:
+                for name in phase.updates:
+                    out.logs[f"grad_norm_{name}"] = grad_norm(self.nets[name].parameters())
+            self._guard(out.total, phase)
+            for name in phase.updates:
+                self.opts[name].step()
+            self.variant.after_step(phase.name, self.nets)
+            window.add(out.logs)
+
+    def _guard(self, loss: Tensor, phase: Phase) -> None:
+        # On a GPU the check costs a sync per phase; it is still cheap next to a lost run.
+        if not torch.isfinite(loss.detach()):
+            raise TrainingDiverged(
+                f"the {phase.name} loss became {loss.item()} at step {self.step}; the last good "
+                f"checkpoint is kept in {self.dir / 'checkpoints'}: lower the learning rates or "
+                "try train.variant=wgan-gp"
+            )
+
+    def fit(self) -> Run:
+        cfg = self.cfg
+        self._prepare_dir()
+        logger = _Logger(self.dir, cfg, self.step, self.cfg.train.steps)
+        window = Window()
+        t0 = time.perf_counter() - self.elapsed
+        t_log, img_log = time.perf_counter(), 0
+        interrupted = False
+        with _sigint_flag(self._stop), logger:
+            while self.step < cfg.train.steps:
+                if self._stop.is_set():
+                    interrupted = True
+                    break
+                log_now = (self.step + 1) % cfg.log.every == 0 or self.step + 1 == cfg.train.steps
+                for phase in self.phases:
+                    self._run_phase(phase, window, log_now)
+                for s in self.sched.values():
+                    s.step()
+                if self.ema is not None:
+                    self.ema.update(self.nets[self.variant.sampler_player])
+                self.step += 1
+                img_log += cfg.train.batch_size * max(p.repeat for p in self.phases)
+                if log_now:
+                    now = time.perf_counter()
+                    row = {"step": self.step, **window.means()}
+                    row["img_per_s"] = img_log / max(now - t_log, 1e-9)
+                    row["lr_G"] = self.sched[self.variant.players[0]].get_last_lr()[0]
+                    row["seconds"] = now - t0
+                    t_log, img_log = now, 0
+                    for msg in self.diagnostics.observe(row):
+                        logger.warn(msg)
+                    logger.row(row)
+                if self.step % cfg.log.sample_every == 0 or self.step == cfg.train.steps:
+                    fake = self._generate(*self._fixed)
+                    self._save_samples(fake)
+                    for msg in self.diagnostics.check_samples(self.step, fake):
+                        logger.warn(msg)
+                if self.step % cfg.log.checkpoint_every == 0 or self.step == cfg.train.steps:
+                    self.elapsed = time.perf_counter() - t0
+                    self._save()
+            if interrupted:
+                self.elapsed = time.perf_counter() - t0
+                self._save()
+                logger.note(
+                    f"interrupted: checkpoint at step {self.step} saved; resume with "
+                    f"gankit train --resume {self.dir}"
+                )
+            self.elapsed = time.perf_counter() - t0
+            summary = self._finish(interrupted)
+            logger.done(summary)
+        return Run(self.dir, cfg, summary, self.sampling_net, interrupted)
+
+    # ------------------------------------------------------------------ pictures and summary
+    @torch.no_grad()
+    def _generate(self, z: Tensor, y: Tensor | None) -> Tensor:
+        net = self.sampling_net
+        was_training = net.training
+        net.eval()
+        out = []
+        for i in range(0, z.shape[0], 1024):
+            zi = z[i : i + 1024].to(self.device)
+            yi = y[i : i + 1024].to(self.device) if y is not None else None
+            out.append(net(zi, yi).float().cpu())
+        net.train(was_training)
+        return torch.cat(out)  # [n, *shape]
+
+    @torch.no_grad()
+    def _field(self, pts: Tensor) -> Tensor:
+        """D's output on points (probabilities for logit-scored variants), for heat maps."""
+        D = self.nets["D"]
+        was_training = D.training
+        D.eval()
+        s = D(pts.to(self.device)).float().cpu()  # [M]
+        D.train(was_training)
+        return torch.sigmoid(s) if self.variant.probabilities else s
+
+    def _save_samples(self, fake: Tensor, path: Path | None = None) -> Path:
+        path = path or self.dir / "samples" / f"step_{self.step:07d}.png"
+        if self.source.kind == "image":
+            return report.save_grid(fake, path)
+        real, _ = self.source.sample(N_POINTS, torch.Generator().manual_seed(self.cfg.seed + 7))
+        field = self._field if self.num_classes == 0 and "D" in self.nets else None
+        label = "D(x)" if self.variant.probabilities else "critic D(x)"
+        modes = getattr(self.source, "modes", None) if self.source.shape == (2,) else None
+        title = (
+            f"step {self.step}" if path.parent.name != "samples" else ""
+        )  # timeline titles frames
+        return report.plot_points(
+            real, fake, path, field=field, field_label=label, title=title, modes=modes
+        )
+
+    def _finish(self, interrupted: bool) -> dict[str, Any]:
+        cfg = self.cfg
+        rows = report.read_metrics(self.dir / "metrics.jsonl")
+        summary: dict[str, Any] = {
+            "name": self.dir.name,
+            "variant": cfg.train.variant,
+            "data": cfg.data.name,
+            "steps": self.step,
+            "interrupted": interrupted,
+            "seconds": round(self.elapsed, 2),
+            "device": str(self.device),
+        }
+        if rows:
+            last = rows[-1]
+            summary.update(
+                {k: last[k] for k in ("loss_D", "loss_G", "D(x)", "D(G(z))") if k in last}
+            )
+            speeds = [r["img_per_s"] for r in rows if "img_per_s" in r]
+            summary["img_per_s"] = round(sum(speeds) / len(speeds), 1) if speeds else None
+        fake = self._generate(*self._fixed)
+        summary.update(self.diagnostics.final(fake))
+        summary["warnings"] = self.diagnostics.warnings
+        (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if rows:
+            report.plot_losses(rows, self.dir / "losses.png", title=self.dir.name)
+        frames = report.find_samples(self.dir / "samples")
+        if frames:
+            report.plot_timeline(frames, self.dir / "timeline.png")
+        if self.source.kind == "toy":
+            self._save_samples(fake, self.dir / "scatter.png")
+        report.write_report(self.dir)
+        return summary
+
+    # ------------------------------------------------------------------ checkpoints
+    def _prepare_dir(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "config.yaml").write_text(self.cfg.to_yaml())
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": checkpoint.FORMAT,
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "config": self.cfg.to_dict(),
+            "meta": {
+                "shape": list(self.source.shape),
+                "num_classes": self.num_classes,
+                "kind": self.source.kind,
+                "sampler_player": self.variant.sampler_player,
+            },
+            "nets": {k: v.state_dict() for k, v in self.nets.items()},
+            "opts": {k: v.state_dict() for k, v in self.opts.items()},
+            "sched": {k: v.state_dict() for k, v in self.sched.items()},
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "noise": self.noise.get_state(),
+                "data": self.sampler.state_dict(),
+            },
+            "diagnostics": self.diagnostics.state_dict(),
+        }
+
+    def _save(self) -> None:
+        checkpoint.save_atomic(self.state(), checkpoint.step_path(self.dir, self.step))
+        checkpoint.prune(self.dir, KEEP_CHECKPOINTS)
+
+    def _load(self, path: Path) -> None:
+        ck = checkpoint.load(path)
+        for k, net in self.nets.items():
+            net.load_state_dict(ck["nets"][k])
+        for k, opt in self.opts.items():
+            opt.load_state_dict(ck["opts"][k])
+        for k, s in self.sched.items():
+            s.load_state_dict(ck["sched"][k])
+        if self.ema is not None and ck["ema"] is not None:
+            self.ema.load_state_dict(ck["ema"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        if ck["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ck["rng"]["cuda"])
+        self.noise.set_state(ck["rng"]["noise"])
+        self.sampler.load_state_dict(ck["rng"]["data"])
+        self.diagnostics.load_state_dict(ck.get("diagnostics", {}))
+        self.step, self.elapsed = int(ck["step"]), float(ck["elapsed"])
+
+
+def _fresh_dir(base: Path) -> Path:
+    """``runs/name``, or ``runs/name-2``, ... when that one holds results: never overwrite."""
+    if not (base / "metrics.jsonl").exists() and not (base / "checkpoints").exists():
+        return base
+    i = 2
+    while (base.parent / f"{base.name}-{i}").exists():
+        i += 1
+    return base.parent / f"{base.name}-{i}"
+
+
+@contextlib.contextmanager
+def _sigint_flag(flag: threading.Event):
+    """First Ctrl-C asks the loop to checkpoint and stop at the end of the step; a second one
+    interrupts at once (the last checkpoint on disk stays intact: writes are atomic)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+class _Logger:
+    """metrics.jsonl, the progress bar (or plain lines with log.quiet), TensorBoard if asked."""
+
+    def __init__(self, run_dir: Path, cfg: Config, start: int, total: int):
+        self.path = run_dir / "metrics.jsonl"
+        _truncate_rows(self.path, start)  # a resumed run rewrites the steps after its checkpoint
+        self.file = open(self.path, "a")  # noqa: SIM115 - closed in __exit__
+        self.quiet = cfg.log.quiet
+        self.tb = None
+        if cfg.log.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise UserError(
+                    "log.tensorboard needs the tensorboard package: pip install tensorboard"
+                ) from None
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+        self.bar = None
+        if not self.quiet:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=total,
+                initial=start,
+                desc=run_dir.name,
+                unit="step",
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+        self.last = start
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+        if self.tb is not None:
+            self.tb.close()
+        self.file.close()
+
+    def row(self, row: dict[str, Any]) -> None:
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        step = row["step"]
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, step)
+        short = {k: row[k] for k in ("loss_D", "loss_G", "D(x)", "D(G(z))") if k in row}
+        if self.bar is not None:
+            self.bar.update(step - self.last)
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in short.items()}, refresh=False)
+        else:
+            parts = " ".join(f"{k}={v:.4f}" for k, v in short.items())
+            print(f"step {step} {parts} img/s={row.get('img_per_s', 0):.0f}", flush=True)
+        self.last = step
+
+    def warn(self, msg: str) -> None:
+        self.note(f"warning: {msg}")
+
+    def note(self, msg: str) -> None:
+        if self.bar is not None:
+            self.bar.write(msg, file=sys.stderr)
+        else:
+            print(msg, file=sys.stderr, flush=True)
+
+    def done(self, summary: dict[str, Any]) -> None:
+        pass
+
+
+def _truncate_rows(path: Path, step: int) -> None:
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", math.inf) <= step:
+                keep.append(line)
+        except json.JSONDecodeError:
+            continue  # a half-written last line from a crash
+    path.write_text("".join(f"{line}\n" for line in keep))
+
+
+def train(cfg: Config | str | None = None, overrides: list[str] | None = None) -> Run:
+    """Train from a Config, a preset name or YAML path (None = the embedded default)."""
+    if not isinstance(cfg, Config):
+        cfg = config_mod.load(cfg, overrides)
+    elif overrides:
+        cfg = config_mod.from_dict(
+            config_mod._merge(cfg.to_dict(), config_mod.parse_overrides(overrides))
+        )
+    return Trainer(cfg).fit()
+
+
+RESUMABLE_KEYS = ("train.steps", "log.", "device")
+
+
+def resume(run_dir: str | Path, overrides: list[str] | None = None) -> Run:
+    """Continue a run from its newest checkpoint; ``train.steps=N`` extends it."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir} is not a run folder (no config.yaml); pass runs/<name>")
+    for item in overrides or []:
+        key = item.split("=", 1)[0]
+        if not key.startswith(RESUMABLE_KEYS):
+            raise UserError(
+                f"cannot change {key} when resuming; only train.steps and log.* may change"
+            )
+    cfg = config_mod.load(run_dir / "config.yaml", overrides)
+    return Trainer(cfg, run_dir=run_dir, resume=True).fit()
