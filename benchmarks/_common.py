@@ -1,0 +1,38 @@
+"""Shared set-up for benchmark scripts: find the data, print tables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path | None:
+    p = Path(os.environ.get("GANKIT_SHARED", REPO.parent / "shared"))
+    return p if (p / "datasets").is_dir() else None
+
+
+def data_root() -> str | None:
+    """$GANKIT_DATA, else a cache root linked to ../shared/datasets (never written into)."""
+    if os.environ.get("GANKIT_DATA"):
+        return os.environ["GANKIT_DATA"]
+    shared = shared_dir()
+    if shared is None:
+        return None  # gankit's own default root; it downloads when online
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gankit" / "bench-data"
+    for src, dst in (("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")):
+        raw = root / dst / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        for f in (shared / "datasets" / src).glob("*.gz"):
+            link = raw / f.name
+            if not link.exists():
+                link.symlink_to(f.resolve())
+    return str(root)
+
+
+def table(rows: list[dict], cols: list[str]) -> str:
+    """A markdown table of rows (dicts) in the given column order."""
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    body = "".join("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |\n" for r in rows)
+    return head + body
