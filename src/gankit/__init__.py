@@ -38,6 +38,7 @@ _LAZY = {
     "nets": None,
     "variants": None,
     "metrics": None,
+    "theory": None,
 }
 
 __all__ = ["GankitError", "UserError", *_LAZY]
@@ -61,7 +62,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from . import data, losses, metrics, nets, report, variants  # noqa: F401
+    from . import data, losses, metrics, nets, report, theory, variants  # noqa: F401
     from .api import Generator, export, load_generator  # noqa: F401
     from .config import Config, DataConfig, LogConfig, ModelConfig, TrainConfig  # noqa: F401
     from .config import load as load_config  # noqa: F401
