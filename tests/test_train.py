@@ -320,3 +320,24 @@ def test_cli_presets_sample_export(tmp_path):
     assert r.returncode == 0 and (tmp_path / "G.safetensors").is_file(), r.stderr
     r = _cli("sample", str(run), "--class", "3", "--out", str(tmp_path / "c.png"))
     assert r.returncode == 2 and "unconditional" in r.stderr
+
+
+def test_toy_runs_use_one_thread_and_restore_the_callers_setting(tmp_path, monkeypatch):
+    seen = []
+    real_phase = Trainer._run_phase
+
+    def spy(self, phase, window, log_now):
+        seen.append(torch.get_num_threads())
+        return real_phase(self, phase, window, log_now)
+
+    monkeypatch.setattr(Trainer, "_run_phase", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _train(tmp_path, None, "train.steps=3")
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        _train(tmp_path, None, "train.steps=3", "threads=2", "name=two")
+        assert set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)

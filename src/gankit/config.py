@@ -84,6 +84,7 @@ class Config:
     out: str = "runs"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    threads: int = 0  # CPU intra-op threads; 0 = auto (1 for toy data, torch's default otherwise)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -295,6 +296,8 @@ def validate(cfg: Config) -> None:
     for key, v in {"train.lr_g": cfg.train.lr_g, "train.lr_d": cfg.train.lr_d}.items():
         if not v > 0:
             raise UserError(f"{key} must be positive, got {v}")
+    if cfg.threads < 0:
+        raise UserError(f"threads must be 0 (auto) or positive, got {cfg.threads}")
     if cfg.model.depth < 1:
         raise UserError(f"model.depth must be at least 1, got {cfg.model.depth}")
     if not 0 <= cfg.model.dropout < 1:
