@@ -8,6 +8,7 @@ weights (the EMA copy when the run kept one) and its config as safetensors metad
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,9 @@ def sample_from(
     if n <= 0:
         raise UserError(f"the number of samples must be positive, got {n}")
     device = next(net.parameters()).device
-    g = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % 2**63)
+    if seed is None:  # fresh entropy without reseeding torch's global generator
+        seed = int.from_bytes(os.urandom(8), "little") >> 1
+    g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, net.z_dim, generator=g)  # [n, z_dim]
     y = _labels(net, n, labels, g)
     was_training = net.training
