@@ -1,0 +1,39 @@
+"""Wasserstein GAN with weight clipping (Arjovsky, Chintala and Bottou 2017).
+
+The critic D maximises E[D(x)] - E[D(G(z))], an estimate of the Wasserstein-1 distance when D is
+1-Lipschitz; the paper keeps it (K-)Lipschitz by clamping every critic weight to ``[-c, c]``
+after each update (``train.clip``, 0.01). G minimises -E[D(G(z))]. The paper trains with RMSprop,
+lr 5e-5 and ``n_critic`` = 5. D's outputs are unbounded critic values, logged raw.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import losses
+from ..registry import VARIANTS
+from .base import Batch, LossOut, Variant
+
+
+@VARIANTS.register("wgan")
+class WGAN(Variant):
+    probabilities = False  # critic values, not logits
+
+    def loss(self, phase: str, nets: dict[str, nn.Module], batch: Batch) -> LossOut:
+        G, D = nets["G"], nets["D"]
+        y = batch.labels
+        if phase == "D":
+            fake = G(batch.z, y).detach()  # [B, *shape]; G is frozen in this phase
+            s_real, s_fake = D(batch.real, y), D(fake, y)  # [B], [B]
+            total = losses.wasserstein_d(s_real, s_fake)
+            return LossOut(total, {"loss_D": total.detach(), **self.score_logs(s_real, s_fake)})
+        total = losses.wasserstein_g(D(G(batch.z, y), y))
+        return LossOut(total, {"loss_G": total.detach()})
+
+    @torch.no_grad()
+    def after_step(self, phase: str, nets: dict[str, nn.Module]) -> None:
+        if phase == "D":
+            c = self.tcfg.clip
+            for p in nets["D"].parameters():
+                p.clamp_(-c, c)
