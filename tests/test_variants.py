@@ -270,3 +270,66 @@ def test_cgan_samples_land_on_the_mode_they_were_asked_for(ring_run):
         _, idx = nearest_mode(gen.sample(500, seed=k, labels=k), modes)  # [500]
         share = float((idx == k).double().mean())
         assert share >= 0.9, (k, share)
+
+
+# ---------------------------------------------------------------------------------------------
+# every variant on every kind of data and network
+
+
+ALL_VARIANTS = ["gan", "cgan", "wgan", "wgan-gp", "lsgan", "ebgan"]
+
+
+def _variant_overrides(variant: str) -> list[str]:
+    over = [f"train.variant={variant}"]
+    if variant == "cgan":
+        over.append("data.classes=true")
+    if variant == "wgan-gp":
+        over.append("model.batchnorm=false")  # the per-sample penalty forbids batch norm
+    return over
+
+
+def _step_and_sample(tmp_path, variant: str, data: list[str], shape: tuple[int, ...]) -> None:
+    over = [*QUIET, *data, *_variant_overrides(variant), "train.steps=1", "train.batch_size=8"]
+    run = gankit.train(_config(tmp_path, None, "model.width=8", "log.n_samples=4", *over))
+    (row,) = _rows(run.dir)
+    for k in ["loss_D", "loss_G", "grad_norm_D", "grad_norm_G"]:
+        assert math.isfinite(row[k]), (k, row)
+    gen = gankit.load_generator(run.dir)
+    x = gen.sample(3, seed=0, labels=1 if variant == "cgan" else None)
+    assert x.shape == (3, *shape) and torch.isfinite(x).all()
+
+
+@pytest.mark.parametrize("variant", ALL_VARIANTS)
+@pytest.mark.parametrize("data", ["ring", "grid"])
+def test_every_variant_runs_on_the_2d_mixtures(tmp_path, variant, data):
+    _step_and_sample(tmp_path, variant, [f"data.name={data}"], (2,))
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """Two classes of small RGB images of different sizes."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("images")
+    g = torch.Generator().manual_seed(0)
+    for cls, size in [("a", (40, 30)), ("b", (24, 48))]:
+        (root / cls).mkdir()
+        for i in range(6):
+            pixels = torch.randint(0, 256, (size[1], size[0], 3), generator=g, dtype=torch.uint8)
+            Image.fromarray(pixels.numpy()).save(root / cls / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("variant", ALL_VARIANTS)
+@pytest.mark.parametrize("net", ["mlp", "dcgan"])
+@pytest.mark.parametrize("data", ["mnist", "fashion-mnist", "folder"])
+def test_every_variant_runs_on_images_with_both_nets(
+    tmp_path, data_root, image_folder, variant, net, data
+):
+    if data == "folder":
+        over = ["data.name=folder", f"data.path={image_folder}", "data.size=32", "data.channels=3"]
+        shape = (3, 32, 32)
+    else:
+        over = [f"data.name={data}", f"data.root={data_root}", "data.download=false"]
+        shape = (1, 28, 28)
+    _step_and_sample(tmp_path, variant, [*over, f"model.net={net}", "model.z_dim=16"], shape)
