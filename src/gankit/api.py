@@ -78,6 +78,7 @@ class Generator:
     shape: tuple[int, ...]
     num_classes: int
     kind: str  # "toy" or "image"
+    step: int | None = None  # G updates it was trained for (checkpoints; None for exports)
 
     @property
     def z_dim(self) -> int:
@@ -105,7 +106,8 @@ def _from_checkpoint(path: Path) -> Generator:
     net.load_state_dict(
         ck["ema"] if ck.get("ema") is not None else ck["nets"][meta["sampler_player"]]
     )
-    return Generator(net.eval(), cfg, tuple(meta["shape"]), int(meta["num_classes"]), meta["kind"])
+    shape, k = tuple(meta["shape"]), int(meta["num_classes"])
+    return Generator(net.eval(), cfg, shape, k, meta["kind"], int(ck["step"]))
 
 
 def _from_export(path: Path) -> Generator:

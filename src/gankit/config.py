@@ -78,6 +78,14 @@ class LogConfig:
 
 
 @dataclass
+class EvalConfig:
+    every: int = 0  # steps between evaluations while training; 0 = off
+    metrics: str = ""  # comma-separated, as for gankit eval: e.g. "cfid,coverage" or "fid,kid"
+    n: int = 2000  # samples per metric while training (a monitor; gankit eval uses the protocol)
+    inception_weights: str | None = None  # FID weights file (else $GANKIT_INCEPTION_WEIGHTS)
+
+
+@dataclass
 class Config:
     name: str = "ring"  # run folder: <out>/<name>
     description: str = "non-saturating GAN on the 8-Gaussian ring (the embedded default)"
@@ -89,6 +97,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     @property
     def run_dir(self) -> Path:
@@ -296,6 +305,16 @@ def validate(cfg: Config) -> None:
     for key, v in {"train.lr_g": cfg.train.lr_g, "train.lr_d": cfg.train.lr_d}.items():
         if not v > 0:
             raise UserError(f"{key} must be positive, got {v}")
+    if cfg.eval.every < 0:
+        raise UserError(f"eval.every must be 0 (off) or positive, got {cfg.eval.every}")
+    if cfg.eval.every and not cfg.eval.metrics.strip():
+        raise UserError("eval.every is set but eval.metrics is empty; e.g. eval.metrics=cfid")
+    if cfg.eval.metrics.strip():
+        from .evaluation import parse_metrics
+
+        parse_metrics(cfg.eval.metrics)
+    if cfg.eval.n < 2:
+        raise UserError(f"eval.n must be at least 2, got {cfg.eval.n}")
     if cfg.threads < 0:
         raise UserError(f"threads must be 0 (auto) or positive, got {cfg.threads}")
     if cfg.model.depth < 1:

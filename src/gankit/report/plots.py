@@ -160,10 +160,29 @@ def _other_keys(rows: list[dict]) -> list[str]:
     keys: dict[str, None] = {}
     for row in rows:
         for key, value in row.items():
-            skip = key in KNOWN_KEYS or key in BOOKKEEPING_KEYS or key.startswith("lr_")
+            skip = key in KNOWN_KEYS or key in BOOKKEEPING_KEYS or key.startswith(("lr_", "eval/"))
             if not skip and _is_number(value):
                 keys[key] = None
     return list(keys)
+
+
+def _eval_keys(rows: list[dict]) -> list[str]:
+    """Periodic evaluation metrics (``eval/<name>``) with data, in first-seen order."""
+    keys = {k: None for row in rows for k in row if k.startswith("eval/")}
+    return [k for k in keys if len(_series(rows, k)[0])]
+
+
+def _eval_panel(key: str) -> Callable[[Axes, list[dict]], None]:
+    """One panel per evaluation metric: FID and a class entropy do not share a scale."""
+
+    def draw(ax: Axes, rows: list[dict]) -> None:
+        steps, values = _series(rows, key)
+        _draw(ax, steps, values, key[5:], "C4")
+        ax.plot(steps, values, "o", color="C4", ms=4)
+        ax.set_title(f"evaluation: {key[5:]}")
+        ax.set_ylabel(key[5:])
+
+    return draw
 
 
 def _panel_other(ax: Axes, rows: list[dict]) -> None:
@@ -190,6 +209,7 @@ def _losses_figure(rows: list[dict], title: str = "") -> Figure:
         (_panel_outputs, _has(rows, ["D(x)", "D(G(z))"])),
         (_panel_grads, _has(rows, ["grad_norm_D", "grad_norm_G"], positive=True)),
         (_panel_other, _has(rows, _other_keys(rows))),
+        *[(_eval_panel(key), True) for key in _eval_keys(rows)],
     ]
     panels = [draw for draw, present in panels if present]
     fig = Figure(figsize=(9, 1.0 + 2.5 * max(len(panels), 1)), dpi=DPI, layout="constrained")

@@ -103,6 +103,8 @@ class Trainer:
         self.diagnostics = Diagnostics(cfg, self.source, self.variant.probabilities)
         self._stop = threading.Event()
         self._fixed = self._fixed_inputs()
+        self.last_eval: dict[str, Any] | None = None
+        self._check_eval()
         if resume:
             self._load(checkpoint.latest(self.dir))
 
@@ -180,6 +182,7 @@ class Trainer:
         t0 = time.perf_counter() - self.elapsed
         t_log, img_log = time.perf_counter(), 0
         interrupted = False
+        self._all_threads = torch.get_num_threads()
         with _sigint_flag(self._stop), _cpu_threads(self._threads()), logger:
             while self.step < cfg.train.steps:
                 if self._stop.is_set():
@@ -209,6 +212,10 @@ class Trainer:
                     self._save_samples(fake)
                     for msg in self.diagnostics.check_samples(self.step, fake):
                         logger.warn(msg)
+                if cfg.eval.every and (
+                    self.step % cfg.eval.every == 0 or self.step == cfg.train.steps
+                ):
+                    self._evaluate(logger)
                 if self.step % cfg.log.checkpoint_every == 0 or self.step == cfg.train.steps:
                     self.elapsed = time.perf_counter() - t0
                     self._save()
@@ -223,6 +230,39 @@ class Trainer:
             summary = self._finish(interrupted)
             logger.done(summary)
         return Run(self.dir, cfg, summary, self.sampling_net, interrupted)
+
+    # ------------------------------------------------------------------ periodic metrics
+    def _check_eval(self) -> None:
+        """Fail before the first step, not hours in, when the chosen metrics cannot run."""
+        if not self.cfg.eval.every:
+            return
+        from .. import evaluation
+
+        evaluation.check(self.cfg, self.source.kind, self.cfg.eval.metrics)
+
+    def _evaluate(self, logger: _Logger) -> None:
+        from .. import evaluation
+        from ..api import Generator
+
+        cfg = self.cfg
+        gen = Generator(
+            self.sampling_net, cfg, self.source.shape, self.num_classes, self.source.kind, self.step
+        )
+        opts = evaluation.Options(
+            n=cfg.eval.n,
+            seed=cfg.seed,
+            device=str(self.device),
+            inception_weights=cfg.eval.inception_weights,
+        )
+        with _cpu_threads(self._all_threads):  # metric nets are big enough to use them all
+            res = evaluation.evaluate_generator(gen, cfg.eval.metrics, opts)
+        values = {
+            k: v
+            for k, v in res.items()
+            if isinstance(v, (int, float)) and k not in evaluation.CONSTANT_KEYS
+        }
+        self.last_eval = {"step": self.step, **values, "protocols": res["protocols"]}
+        logger.eval_row({"step": self.step, **{f"eval/{k}": v for k, v in values.items()}})
 
     # ------------------------------------------------------------------ pictures and summary
     @torch.no_grad()
@@ -285,6 +325,8 @@ class Trainer:
         fake = self._generate(*self._fixed)
         summary.update(self.diagnostics.final(fake))
         summary["warnings"] = self.diagnostics.warnings
+        if self.last_eval is not None:
+            summary["eval"] = self.last_eval
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if rows:
             report.plot_losses(rows, self.dir / "losses.png", title=self.dir.name)
@@ -448,6 +490,17 @@ class _Logger:
             parts = " ".join(f"{k}={v:.4f}" for k, v in short.items())
             print(f"step {step} {parts} img/s={row.get('img_per_s', 0):.0f}", flush=True)
         self.last = step
+
+    def eval_row(self, row: dict[str, Any]) -> None:
+        """A row of periodic metrics: to metrics.jsonl and TensorBoard, and one printed line."""
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "step":
+                    self.tb.add_scalar(k, v, row["step"])
+        values = " ".join(f"{k[5:]}={v:.4g}" for k, v in row.items() if k != "step")
+        self.note(f"eval at step {row['step']}: {values}")
 
     def warn(self, msg: str) -> None:
         self.note(f"warning: {msg}")

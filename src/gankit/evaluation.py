@@ -1,0 +1,290 @@
+"""One entry point for every evaluation metric: ``gankit.evaluate`` and ``gankit eval``.
+
+It draws samples from a generator, picks the reference images of the run's data set, dispatches to
+the metric modules in ``gankit.metrics`` and returns (and, for a run, writes) the numbers together
+with the protocol that produced each of them (PROTOCOLS.md):
+
+- ``fid``, ``kid``, ``pr``, ``is``: Inception-v3 metrics through torch-fidelity (Heusel et al.
+  2017; Binkowski et al. 2018; Kynkaanniemi et al. 2019; Salimans et al. 2016),
+  ``metrics/fidelity.py``; default n = 10,000 against the test split.
+- ``cfid``, ``coverage``, ``cacc``: gankit's MNIST / Fashion-MNIST classifier
+  (``metrics/classifier.py``): the Frechet distance of its features (a fast monitor, not comparable
+  with FID), class coverage (entropy of the predicted-class histogram), conditional accuracy
+  (1,000 samples per class).
+- ``modes``: Stacked MNIST mode count and KL (26,000 samples, Metz et al. 2017) for
+  ``stacked-mnist``; the VEEGAN/PacGAN mode coverage (2,500 samples) for ``ring`` and ``grid``.
+- ``energy``: the energy distance to the data (2-D and 1-D data).
+
+The trainer calls ``evaluate_generator`` every ``eval.every`` steps. Sampling uses its own seeded
+generator and the reference subset is chosen by a fixed seed, so evaluating never disturbs a run's
+random state (exact resume holds with periodic metrics on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import UserError
+
+if TYPE_CHECKING:  # torch loads on first use, so config checks stay instant
+    from torch import Tensor
+
+    from .config import Config
+
+INCEPTION = ("fid", "kid", "pr", "is")
+CLASSIFIER = ("cfid", "coverage", "cacc")
+ALL = (*INCEPTION, *CLASSIFIER, "modes", "energy")
+DEFAULT_N = {"inception": 10_000, "cfid": 10_000, "coverage": 10_000, "energy": 2_500}
+STACKED_N = 26_000  # PROTOCOLS.md, Stacked MNIST
+MODES2D_N = 2_500  # PROTOCOLS.md, 2-D mixtures
+CACC_PER_CLASS = 1_000  # PROTOCOLS.md, conditional generation
+CLASSIFIER_FOR = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "stacked-mnist": "mnist"}
+CONSTANT_KEYS = {"n_modes", "class_entropy_max"}  # context, not a curve to plot
+REF_SEED = 2024  # fixed choice of the reference subset when n < the split's size
+
+
+def parse_metrics(spec: str | Iterable[str]) -> list[str]:
+    """``"fid,kid"`` or ``["fid", "kid"]`` -> checked, de-duplicated names in the given order."""
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = [n.strip().lower() for n in names if n.strip()]
+    if not names:
+        raise UserError(f"no metrics given; choose from {', '.join(ALL)}")
+    for name in names:
+        if name not in ALL:
+            raise UserError(f"unknown metric {name!r}; choose from {', '.join(ALL)}")
+    return list(dict.fromkeys(names))
+
+
+@dataclasses.dataclass
+class Options:
+    n: int | None = None  # samples per metric; None = each metric's protocol count
+    ref: str = "test"  # reference split
+    seed: int = 0  # seed of the generated samples
+    device: str = "cpu"
+    batch_size: int = 200
+    inception_weights: str | None = None
+    data_root: str | None = None
+
+
+def _check_kind(cfg: Config, kind: str, names: list[str]) -> None:
+    image_only = [n for n in names if n in INCEPTION or n in CLASSIFIER]
+    if kind != "image" and image_only:
+        raise UserError(
+            f"{', '.join(image_only)} need an image generator, but this one makes {cfg.data.name} "
+            "points; use --metrics modes,energy"
+        )
+    if kind != "image":
+        return
+    if "energy" in names:
+        raise UserError("energy is for 1-D and 2-D data; for images use fid, kid or cfid")
+    if "modes" in names and cfg.data.name != "stacked-mnist":
+        raise UserError(
+            f"modes on images is the Stacked MNIST protocol, but this generator was trained on "
+            f"{cfg.data.name}; use coverage for class coverage"
+        )
+    wants_classifier = [n for n in names if n in CLASSIFIER or n == "modes"]
+    if wants_classifier and cfg.data.name not in CLASSIFIER_FOR:
+        raise UserError(
+            f"{', '.join(wants_classifier)} need gankit's classifier, which exists for "
+            f"{', '.join(CLASSIFIER_FOR)}, not {cfg.data.name}; use fid or kid"
+        )
+
+
+def check(cfg: Config, kind: str, metrics: str | Iterable[str]) -> None:
+    """Raise ``UserError`` now if ``metrics`` cannot run for this config (trainer pre-flight)."""
+    names = parse_metrics(metrics)
+    _check_kind(cfg, kind, names)
+    if kind == "image" and any(n in CLASSIFIER or n == "modes" for n in names):
+        from .metrics.classifier import load_classifier
+
+        load_classifier(CLASSIFIER_FOR[cfg.data.name], cfg.data.root)
+    if kind == "image" and any(n in INCEPTION for n in names):
+        from .metrics import fidelity
+
+        fidelity.check_weights(cfg.eval.inception_weights, need_is="is" in names)
+
+
+def _reference(cfg: Config, opts: Options, n: int) -> tuple[Tensor, str]:
+    """``n`` reference samples of the run's data set and split, and a key naming them."""
+    import torch
+
+    from .data import build_source
+
+    data = dataclasses.replace(cfg.data, root=opts.data_root or cfg.data.root, classes=False)
+    source = build_source(data, opts.ref)
+    size = len(source) if source.kind == "image" else None
+    g = torch.Generator().manual_seed(REF_SEED)
+    if size is None:  # toy data: sampled on the fly
+        x, _ = source.sample(n, g)
+        return x, f"{cfg.data.name}-sampled-{n}-seed{REF_SEED}"
+    if n > size:
+        raise UserError(
+            f"the {opts.ref} split of {cfg.data.name} has {size} images, fewer than n={n}; "
+            "lower --n"
+        )
+    idx = torch.arange(size) if n == size else torch.randperm(size, generator=g)[:n]
+    x, _ = source.batch(idx)  # [n, C, H, W] in [-1, 1]
+    shape = "x".join(map(str, x.shape[1:]))
+    subset = "all" if n == size else f"seed{REF_SEED}"
+    return x, f"{cfg.data.name}-{opts.ref}-{n}-{shape}-{subset}"
+
+
+def _count(name: str, opts: Options) -> int:
+    if opts.n is not None:
+        if opts.n < 2:
+            raise UserError(f"--n must be at least 2, got {opts.n}")
+        return opts.n
+    return DEFAULT_N["inception" if name in INCEPTION else name]
+
+
+def evaluate_generator(generator, names: Iterable[str], opts: Options | None = None) -> dict:
+    """Evaluate a ``gankit.Generator`` (see ``gankit.api``) on ``names``; see the module doc.
+
+    Returns ``{metric values..., "protocols": {group: protocol dict}}``. Values are floats (counts
+    are ints); each group's protocol names its sample counts, reference, seed and versions.
+    """
+    opts = opts or Options()
+    names = parse_metrics(names)
+    cfg: Config = generator.config
+    _check_kind(cfg, generator.kind, names)
+    out: dict[str, Any] = {}
+    protocols: dict[str, Any] = {}
+    if generator.kind != "image":
+        _toy_metrics(generator, names, opts, out, protocols)
+    else:
+        inception = [n for n in names if n in INCEPTION]
+        if inception:
+            _inception(generator, inception, opts, out, protocols)
+        if any(n in CLASSIFIER or n == "modes" for n in names):
+            _classifier_metrics(generator, names, opts, out, protocols)
+    out["protocols"] = protocols
+    return out
+
+
+def _toy_metrics(generator, names, opts, out, protocols) -> None:
+    from .metrics.distances import energy_distance
+    from .metrics.modes import mode_coverage
+
+    cfg = generator.config
+    if "modes" in names:
+        from .data import build_source
+
+        source = build_source(dataclasses.replace(cfg.data, classes=False))
+        modes = getattr(source, "modes", None)
+        if modes is None or generator.shape != (2,):
+            raise UserError(f"modes needs a 2-D mixture (ring or grid), not {cfg.data.name}")
+        n = opts.n or MODES2D_N
+        cov = mode_coverage(generator.sample(n, seed=opts.seed), modes, source.std)
+        for k in ("modes_captured", "n_modes", "high_quality", "reverse_kl"):
+            out[k] = cov[k]
+        protocols["modes"] = {"protocol": cov["protocol"], "n_fake": n, "seed": opts.seed}
+    if "energy" in names:
+        n = _count("energy", opts)
+        real, key = _reference(cfg, opts, n)
+        out["energy_distance"] = energy_distance(generator.sample(n, seed=opts.seed), real)
+        protocols["energy"] = {"n_fake": n, "n_real": n, "reference": key, "seed": opts.seed}
+
+
+def _inception(generator, names, opts, out, protocols) -> None:
+    from .metrics import fidelity
+
+    n = _count("fid", opts)
+    real, key = _reference(generator.config, opts, n)
+    fake = generator.sample(n, seed=opts.seed)
+    res = fidelity.inception_metrics(
+        fake,
+        real,
+        metrics=set(names),
+        real_key=key,
+        weights=opts.inception_weights,
+        device=opts.device,
+        batch_size=opts.batch_size,
+        seed=opts.seed,
+    )
+    protocols["inception"] = res.pop("protocol")
+    out.update(res)
+
+
+def _classifier_metrics(generator, names, opts, out, protocols) -> None:
+    import torch
+
+    from .metrics import classifier as clf_mod
+
+    cfg = generator.config
+    data = CLASSIFIER_FOR[cfg.data.name]
+    clf = clf_mod.load_classifier(data, opts.data_root or cfg.data.root, device=opts.device)
+    base = {"classifier": data, "seed": opts.seed}
+    if "cfid" in names:
+        n = _count("cfid", opts)
+        real, key = _reference(cfg, opts, n)
+        fake = generator.sample(n, seed=opts.seed)
+        out["cfid"] = clf_mod.classifier_fid(fake, real, clf)
+        protocols["cfid"] = {**base, "n_fake": n, "n_real": n, "reference": key}
+    if "coverage" in names:
+        n = _count("coverage", opts)
+        with torch.no_grad():
+            logits = torch.cat([clf(x) for x in generator.sample(n, seed=opts.seed).split(500)])
+        cov = clf_mod.class_coverage(logits)
+        out["class_entropy"] = cov["entropy"]
+        out["class_entropy_max"] = cov["max_entropy"]
+        protocols["coverage"] = {**base, "n_fake": n}
+    if "cacc" in names:
+        per_class = opts.n or CACC_PER_CLASS
+        acc = clf_mod.conditional_accuracy(generator, clf, n_per_class=per_class, seed=opts.seed)
+        out["conditional_accuracy"] = acc["accuracy"]
+        out["conditional_accuracy_per_class"] = acc["per_class"]
+        protocols["cacc"] = {**base, "n_per_class": per_class}
+    if "modes" in names:
+        from .metrics.stacked_mnist import stacked_mnist_modes
+
+        n = opts.n or STACKED_N
+        res = stacked_mnist_modes(generator.sample(n, seed=opts.seed), clf)
+        out["stacked_modes"] = res["modes"]
+        out["stacked_kl"] = res["kl"]
+        protocols["modes"] = {**base, "protocol": "Stacked MNIST (Metz et al. 2017)", "n_fake": n}
+
+
+def evaluate(
+    source: str | Path,
+    metrics: str | Iterable[str] = ("fid",),
+    *,
+    n: int | None = None,
+    ref: str = "test",
+    seed: int = 0,
+    device: str = "cpu",
+    batch_size: int = 200,
+    inception_weights: str | None = None,
+    data_root: str | None = None,
+    out: str | Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run folder, checkpoint or export; see the module docstring for the metrics.
+
+    The result (values, protocols, source, step) is written as JSON to ``out``, or, for a run
+    folder, to ``<run>/eval/step_<N>.json`` (``N`` the step of its newest checkpoint).
+    """
+    from .api import load_generator
+
+    opts = Options(n, ref, seed, device, batch_size, inception_weights, data_root)
+    names = parse_metrics(metrics)
+    t0 = time.perf_counter()
+    generator = load_generator(source, device=device)
+    result = evaluate_generator(generator, names, opts)
+    result["source"] = str(source)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    result["step"] = generator.step
+    path = Path(source)
+    if out is None and path.is_dir():
+        out = path / "eval" / f"step_{generator.step:07d}.json"
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(out)
+        result["written"] = str(out)
+    return result

@@ -1,0 +1,109 @@
+"""gankit.evaluate / gankit eval: metric names, 2-D metrics, periodic metrics in the trainer
+(rows, plots, summary) that leave exact resume intact, and one-line errors for metrics that cannot
+run. Image metrics have their own tests (test_fidelity.py, test_classifier.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import gankit
+from gankit.errors import UserError
+from gankit.evaluation import evaluate, parse_metrics
+from test_train import _assert_same_state, _state
+
+QUIET = ["log.quiet=true"]
+TINY = ["model.width=32", "train.batch_size=64"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _train(tmp_path, *over):
+    return gankit.train(None, [f"out={tmp_path}", *QUIET, *TINY, *over])
+
+
+def test_parse_metrics():
+    assert parse_metrics("fid, KID,fid") == ["fid", "kid"]
+    assert parse_metrics(["modes", "energy"]) == ["modes", "energy"]
+    with pytest.raises(UserError, match="unknown metric 'fud'; choose from fid"):
+        parse_metrics("fud")
+    with pytest.raises(UserError, match="no metrics given"):
+        parse_metrics(" , ")
+
+
+@pytest.mark.parametrize(
+    "over, msg",
+    [
+        (["eval.every=10"], "eval.metrics is empty"),
+        (["eval.every=-1"], "eval.every must be 0"),
+        (["eval.metrics=fud"], "unknown metric"),
+        (["eval.n=1"], "eval.n must be at least 2"),
+        (["eval.every=10", "eval.metrics=fid"], "need an image generator"),
+    ],
+)
+def test_bad_eval_config_fails_before_training(tmp_path, over, msg):
+    with pytest.raises(UserError, match=msg):
+        _train(tmp_path, "train.steps=5", *over)
+    assert not (tmp_path / "ring" / "checkpoints").exists()
+
+
+def test_evaluate_a_ring_run_writes_json_with_protocols(tmp_path):
+    run = _train(tmp_path, "train.steps=400", "log.every=100")
+    res = evaluate(run.dir, "modes,energy", seed=1)
+    # the evaluation and the trainer's own summary score the same generator by one protocol
+    assert res["n_modes"] == 8 and 0 <= res["modes_captured"] <= 8
+    assert 0 <= res["high_quality"] <= 1 and res["energy_distance"] < 1.0
+    assert res["protocols"]["modes"]["n_fake"] == 2500
+    assert res["protocols"]["energy"]["reference"].startswith("ring-sampled-2500")
+    assert res["step"] == 400
+    written = json.loads((run.dir / "eval" / "step_0000400.json").read_text())
+    assert written["modes_captured"] == res["modes_captured"]
+    again = evaluate(run.dir, ["energy"], seed=1, out=tmp_path / "e.json")
+    assert again["energy_distance"] == res["energy_distance"]  # seeded: reproducible
+    assert json.loads((tmp_path / "e.json").read_text())["energy_distance"] == again[
+        "energy_distance"
+    ]
+
+
+def test_evaluate_rejects_metrics_the_generator_cannot_have(tmp_path):
+    run = _train(tmp_path, "train.steps=2")
+    with pytest.raises(UserError, match="need an image generator"):
+        evaluate(run.dir, "fid")
+    g1 = _train(tmp_path, "name=g1", "data.name=gauss1d", "model.z_dim=1", "train.steps=2")
+    with pytest.raises(UserError, match="2-D mixture"):
+        evaluate(g1.dir, "modes")
+    assert evaluate(g1.dir, "energy", n=200)["energy_distance"] > 0
+
+
+def test_periodic_metrics_are_logged_plotted_summarised_and_keep_resume_exact(tmp_path):
+    common = [
+        "train.lr_decay=none",
+        "log.every=10",
+        "log.sample_every=20",
+        "log.checkpoint_every=20",
+        "eval.every=20",
+        "eval.metrics=energy,modes",
+        "eval.n=300",
+    ]
+    whole = _train(tmp_path, "name=whole", "train.steps=40", *common)
+    half = _train(tmp_path, "name=half", "train.steps=20", *common)
+    gankit.resume(half.dir, ["train.steps=40"])
+    _assert_same_state(_state(whole.dir), _state(half.dir))
+    rows = [json.loads(line) for line in (whole.dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval/energy_distance" in r]
+    assert [r["step"] for r in evals] == [20, 40]
+    assert "eval/n_modes" not in evals[0]  # a constant, not a curve
+    assert whole.summary["eval"]["step"] == 40
+    assert whole.summary["eval"]["energy_distance"] == evals[-1]["eval/energy_distance"]
+    assert whole.summary["eval"]["protocols"]["energy"]["n_fake"] == 300
+    half_rows = [json.loads(x) for x in (half.dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r for r in half_rows if "eval/energy_distance" in r] == evals
+    assert (whole.dir / "losses.png").stat().st_size > 0
