@@ -24,6 +24,8 @@ _LAZY = {
     "ModelConfig": "config",
     "TrainConfig": "config",
     "load_config": ("config", "load"),
+    "EvalConfig": "config",
+    "evaluate": "evaluation",
     "Generator": "api",
     "export": "api",
     "load_generator": "api",
@@ -64,6 +66,14 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs
     from . import data, losses, metrics, nets, report, theory, variants  # noqa: F401
     from .api import Generator, export, load_generator  # noqa: F401
-    from .config import Config, DataConfig, LogConfig, ModelConfig, TrainConfig  # noqa: F401
+    from .config import (  # noqa: F401
+        Config,
+        DataConfig,
+        EvalConfig,
+        LogConfig,
+        ModelConfig,
+        TrainConfig,
+    )
     from .config import load as load_config  # noqa: F401
+    from .evaluation import evaluate  # noqa: F401
     from .training.trainer import Run, Trainer, TrainingDiverged, resume, train  # noqa: F401
