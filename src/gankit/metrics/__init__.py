@@ -1,3 +1,6 @@
-"""Metrics: one file each, registered by name; they never import training code."""
+"""Metrics: one file each, registered by name; they never import training code.
 
-from . import modes  # noqa: F401  (registers modes2d)
+``fidelity`` and ``inception`` (torch-fidelity, slow to import) load on first use.
+"""
+
+from . import classifier, modes, stacked_mnist  # noqa: F401  (register their metrics)
