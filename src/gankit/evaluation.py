@@ -104,9 +104,9 @@ def check(cfg: Config, kind: str, metrics: str | Iterable[str]) -> None:
 
         load_classifier(CLASSIFIER_FOR[cfg.data.name], cfg.data.root)
     if kind == "image" and any(n in INCEPTION for n in names):
-        from .metrics import fidelity
+        from .metrics.inception import resolve_weights
 
-        fidelity.check_weights(cfg.eval.inception_weights, need_is="is" in names)
+        resolve_weights(cfg.eval.inception_weights, need_is="is" in names)
 
 
 def _reference(cfg: Config, opts: Options, n: int) -> tuple[Tensor, str]:
@@ -206,12 +206,11 @@ def _inception(generator, names, opts, out, protocols) -> None:
         batch_size=opts.batch_size,
         seed=opts.seed,
     )
-    protocols["inception"] = res.pop("protocol")
+    protocols["inception"] = {**res.pop("protocol"), "seconds": res.pop("seconds", None)}
     out.update(res)
 
 
 def _classifier_metrics(generator, names, opts, out, protocols) -> None:
-    import torch
 
     from .metrics import classifier as clf_mod
 
@@ -223,27 +222,26 @@ def _classifier_metrics(generator, names, opts, out, protocols) -> None:
         n = _count("cfid", opts)
         real, key = _reference(cfg, opts, n)
         fake = generator.sample(n, seed=opts.seed)
-        out["cfid"] = clf_mod.classifier_fid(fake, real, clf)
+        out["cfid"] = clf_mod.classifier_fid(fake, real, clf)["classifier_fid"]
         protocols["cfid"] = {**base, "n_fake": n, "n_real": n, "reference": key}
     if "coverage" in names:
         n = _count("coverage", opts)
-        with torch.no_grad():
-            logits = torch.cat([clf(x) for x in generator.sample(n, seed=opts.seed).split(500)])
-        cov = clf_mod.class_coverage(logits)
-        out["class_entropy"] = cov["entropy"]
-        out["class_entropy_max"] = cov["max_entropy"]
+        cov = clf_mod.class_coverage(clf_mod.predict(clf, generator.sample(n, seed=opts.seed)))
+        out["class_entropy"] = cov["class_entropy"]
+        out["class_entropy_max"] = cov["class_entropy_max"]
+        out["class_histogram"] = cov["class_histogram"]
         protocols["coverage"] = {**base, "n_fake": n}
     if "cacc" in names:
         per_class = opts.n or CACC_PER_CLASS
         acc = clf_mod.conditional_accuracy(generator, clf, n_per_class=per_class, seed=opts.seed)
-        out["conditional_accuracy"] = acc["accuracy"]
-        out["conditional_accuracy_per_class"] = acc["per_class"]
+        out["conditional_accuracy"] = acc["conditional_accuracy"]
+        out["conditional_accuracy_per_class"] = acc["per_class_accuracy"]
         protocols["cacc"] = {**base, "n_per_class": per_class}
     if "modes" in names:
-        from .metrics.stacked_mnist import stacked_mnist_modes
+        from .metrics.stacked_mnist import generator_modes
 
         n = opts.n or STACKED_N
-        res = stacked_mnist_modes(generator.sample(n, seed=opts.seed), clf)
+        res = generator_modes(generator, clf, n=n, seed=opts.seed)
         out["stacked_modes"] = res["modes"]
         out["stacked_kl"] = res["kl"]
         protocols["modes"] = {**base, "protocol": "Stacked MNIST (Metz et al. 2017)", "n_fake": n}
