@@ -200,3 +200,14 @@ def test_eval_cli_bad_input(tmp_path, capsys, args, msg):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert msg in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_stacked_mnist_modes_through_evaluate(tmp_path, data_root, mnist_cgan):
+    over = [f"out={tmp_path}", *QUIET, f"data.root={data_root}", "data.download=false"]
+    over += ["model.width=8", "train.steps=2", "train.batch_size=16", "log.n_samples=4"]
+    run = gankit.train("stacked-mnist-dcgan", over)
+    res = evaluate(run.dir, "modes", n=200, data_root=str(data_root))
+    assert 1 <= res["stacked_modes"] <= 200 and 0 <= res["stacked_kl"] <= 6.91  # log 1000
+    assert res["protocols"]["modes"]["n_fake"] == 200
+    with pytest.raises(UserError, match="Stacked MNIST protocol"):
+        evaluate(mnist_cgan.dir, "modes", n=20, data_root=str(data_root))
