@@ -237,7 +237,7 @@ def online(timeout: float = 3.0) -> bool:
         try:
             socket.create_connection(_PROBE, timeout=timeout).close()
             result.append(True)
-        except OSError:
+        except Exception:  # noqa: BLE001 - any failure to connect means: not online
             result.append(False)
 
     t = threading.Thread(target=probe, daemon=True)
