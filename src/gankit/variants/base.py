@@ -73,6 +73,19 @@ class Variant:
     def loss(self, phase: str, nets: dict[str, nn.Module], batch: Batch) -> LossOut:
         raise NotImplementedError
 
+    @staticmethod
+    def d_scores(nets: dict[str, nn.Module], batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """D phase of a G/D game: (D(x), D(G(z)), G(z)) with G(z) detached (G is frozen)."""
+        G, D, y = nets["G"], nets["D"], batch.labels
+        fake = G(batch.z, y).detach()  # [B, *shape]
+        return D(batch.real, y), D(fake, y), fake  # [B], [B], [B, *shape]
+
+    @staticmethod
+    def g_scores(nets: dict[str, nn.Module], batch: Batch) -> Tensor:
+        """G phase of a G/D game: D(G(z)) ``[B]``, differentiable through G."""
+        y = batch.labels
+        return nets["D"](nets["G"](batch.z, y), y)
+
     def after_step(self, phase: str, nets: dict[str, nn.Module]) -> None:
         """Called after each optimizer step of ``phase`` (weight clipping lives here)."""
 

@@ -17,14 +17,11 @@ from .base import Batch, LossOut, Variant
 @VARIANTS.register("gan")
 class GAN(Variant):
     def loss(self, phase: str, nets: dict[str, nn.Module], batch: Batch) -> LossOut:
-        G, D = nets["G"], nets["D"]
-        y = batch.labels
         if phase == "D":
-            fake = G(batch.z, y).detach()  # [B, *shape]; G is frozen in this phase
-            s_real, s_fake = D(batch.real, y), D(fake, y)  # [B], [B]
+            s_real, s_fake, _ = self.d_scores(nets, batch)  # [B], [B]
             total = losses.bce_d(s_real, s_fake, 1.0 - self.tcfg.label_smoothing)
             return LossOut(total, {"loss_D": total.detach(), **self.score_logs(s_real, s_fake)})
-        s_fake = D(G(batch.z, y), y)  # [B]
+        s_fake = self.g_scores(nets, batch)  # [B]
         if self.tcfg.g_loss == "minimax":
             total = losses.g_minimax(s_fake)
         else:

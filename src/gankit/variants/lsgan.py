@@ -21,12 +21,9 @@ class LSGAN(Variant):
     probabilities = False  # D's output is the regression target itself, logged raw
 
     def loss(self, phase: str, nets: dict[str, nn.Module], batch: Batch) -> LossOut:
-        G, D = nets["G"], nets["D"]
-        y = batch.labels
         if phase == "D":
-            fake = G(batch.z, y).detach()  # [B, *shape]; G is frozen in this phase
-            s_real, s_fake = D(batch.real, y), D(fake, y)  # [B], [B]
+            s_real, s_fake, _ = self.d_scores(nets, batch)  # [B], [B]
             total = losses.lsgan_d(s_real, s_fake)
             return LossOut(total, {"loss_D": total.detach(), **self.score_logs(s_real, s_fake)})
-        total = losses.lsgan_g(D(G(batch.z, y), y))
+        total = losses.lsgan_g(self.g_scores(nets, batch))
         return LossOut(total, {"loss_G": total.detach()})

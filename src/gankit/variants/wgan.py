@@ -21,14 +21,11 @@ class WGAN(Variant):
     probabilities = False  # critic values, not logits
 
     def loss(self, phase: str, nets: dict[str, nn.Module], batch: Batch) -> LossOut:
-        G, D = nets["G"], nets["D"]
-        y = batch.labels
         if phase == "D":
-            fake = G(batch.z, y).detach()  # [B, *shape]; G is frozen in this phase
-            s_real, s_fake = D(batch.real, y), D(fake, y)  # [B], [B]
+            s_real, s_fake, _ = self.d_scores(nets, batch)  # [B], [B]
             total = losses.wasserstein_d(s_real, s_fake)
             return LossOut(total, {"loss_D": total.detach(), **self.score_logs(s_real, s_fake)})
-        total = losses.wasserstein_g(D(G(batch.z, y), y))
+        total = losses.wasserstein_g(self.g_scores(nets, batch))
         return LossOut(total, {"loss_G": total.detach()})
 
     @torch.no_grad()

@@ -22,15 +22,13 @@ class WGANGP(Variant):
     probabilities = False  # critic values, not logits
 
     def loss(self, phase: str, nets: dict[str, nn.Module], batch: Batch) -> LossOut:
-        G, D = nets["G"], nets["D"]
-        y = batch.labels
         if phase == "D":
-            fake = G(batch.z, y).detach()  # [B, *shape]; G is frozen in this phase
-            s_real, s_fake = D(batch.real, y), D(fake, y)  # [B], [B]
+            s_real, s_fake, fake = self.d_scores(nets, batch)  # [B], [B], [B, *shape]
+            D, y = nets["D"], batch.labels
             w_loss = losses.wasserstein_d(s_real, s_fake)
             gp = losses.gradient_penalty(lambda x: D(x, y), batch.real, fake)
             total = w_loss + self.tcfg.gp_weight * gp
             logs = {"loss_D": total.detach(), "gp": gp.detach(), "wasserstein": -w_loss.detach()}
             return LossOut(total, {**logs, **self.score_logs(s_real, s_fake)})
-        total = losses.wasserstein_g(D(G(batch.z, y), y))
+        total = losses.wasserstein_g(self.g_scores(nets, batch))
         return LossOut(total, {"loss_G": total.detach()})
