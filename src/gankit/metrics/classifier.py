@@ -148,33 +148,26 @@ def random_shift(x: Tensor, max_shift: int, generator: torch.Generator) -> Tenso
 
 
 @torch.no_grad()
-def predict(classifier: DigitClassifier, images: Tensor, batch: int = 500) -> Tensor:
-    """Logits ``[N, num_classes]`` (float32, CPU) of ``images`` ``[N, 1, 28, 28]``, in batches."""
+def _batched(classifier: DigitClassifier, fn, images: Tensor, batch: int) -> list[Tensor]:
+    """``fn`` over ``images`` in batches on the classifier's device, in eval mode -> CPU float."""
     check_images(images)
     device = next(classifier.parameters()).device
     was_training = classifier.training
     classifier.eval()
-    out = [
-        classifier(images[i : i + batch].to(device)).float().cpu()
-        for i in range(0, len(images), batch)
-    ]
+    out = [fn(images[i : i + batch].to(device)).float().cpu() for i in range(0, len(images), batch)]
     classifier.train(was_training)
+    return out
+
+
+def predict(classifier: DigitClassifier, images: Tensor, batch: int = 500) -> Tensor:
+    """Logits ``[N, num_classes]`` (float32, CPU) of ``images`` ``[N, 1, 28, 28]``, in batches."""
+    out = _batched(classifier, classifier, images, batch)
     return torch.cat(out) if out else torch.empty(0, classifier.num_classes)  # [N, K]
 
 
-@torch.no_grad()
 def extract_features(classifier: DigitClassifier, images: Tensor, batch: int = 500) -> Tensor:
     """Penultimate features ``[N, feature_dim]`` (float32, CPU) of ``images``, in batches."""
-    check_images(images)
-    device = next(classifier.parameters()).device
-    was_training = classifier.training
-    classifier.eval()
-    out = [
-        classifier.features(images[i : i + batch].to(device)).float().cpu()
-        for i in range(0, len(images), batch)
-    ]
-    classifier.train(was_training)
-    return torch.cat(out)  # [N, feature_dim]
+    return torch.cat(_batched(classifier, classifier.features, images, batch))  # [N, feature_dim]
 
 
 def _source(data: str, root: str | None, split: str, download: bool):
