@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,3 +57,13 @@ def data_root(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Pat
             require(src, f"{src_name} file {name}")
             (raw / name).symlink_to(src)
     return root
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One CPU thread for a module of small-tensor tests: on a busy 2-core machine two spinning
+    threads ran them up to 40x slower. Use with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -34,13 +34,7 @@ from gankit.registry import METRICS
 MIN_ACCURACY = {"mnist": 0.99, "fashion-mnist": 0.90}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One CPU thread: on the shared 2-core machine, 2 threads ran these tests up to 40x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,7 @@ QUIET = ["log.quiet=true"]
 TINY = ["model.width=32", "train.batch_size=64"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _train(tmp_path, *over):

@@ -33,13 +33,7 @@ def mnist(data_root, split: str = "test") -> ImageSource:
     return build_source(DataConfig(name="mnist", root=str(data_root), download=False), split)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One CPU thread: on the shared 2-core machine, 2 threads ran these tests up to 40x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

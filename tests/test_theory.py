@@ -24,13 +24,7 @@ CASES = {
 TRAIN_STEPS = 1500  # converged to ~0.05 in D and ~0.002 nats in V on every seed we tried
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """A 64-unit MLP gains nothing from threads, and on shared cores it loses a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def d_star(p_g: ToySource):

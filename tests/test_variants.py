@@ -24,13 +24,7 @@ QUIET = ["log.quiet=true"]
 TINY = ["model.width=16", "model.depth=2", "train.batch_size=32"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny nets: one thread is as fast, and on a busy 2-core machine many times faster."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _config(tmp_path, preset, *over) -> gankit.Config:
