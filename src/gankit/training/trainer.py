@@ -474,14 +474,18 @@ class _Logger:
             self.tb.close()
         self.file.close()
 
-    def row(self, row: dict[str, Any]) -> None:
+    def _record(self, row: dict[str, Any]) -> None:
+        """One row to metrics.jsonl (flushed) and its numbers to TensorBoard."""
         self.file.write(json.dumps(row) + "\n")
         self.file.flush()
-        step = row["step"]
         if self.tb is not None:
             for k, v in row.items():
                 if k != "step" and isinstance(v, (int, float)):
-                    self.tb.add_scalar(k, v, step)
+                    self.tb.add_scalar(k, v, row["step"])
+
+    def row(self, row: dict[str, Any]) -> None:
+        self._record(row)
+        step = row["step"]
         short = {k: row[k] for k in ("loss_D", "loss_G", "D(x)", "D(G(z))") if k in row}
         if self.bar is not None:
             self.bar.update(step - self.last)
@@ -493,12 +497,7 @@ class _Logger:
 
     def eval_row(self, row: dict[str, Any]) -> None:
         """A row of periodic metrics: to metrics.jsonl and TensorBoard, and one printed line."""
-        self.file.write(json.dumps(row) + "\n")
-        self.file.flush()
-        if self.tb is not None:
-            for k, v in row.items():
-                if k != "step":
-                    self.tb.add_scalar(k, v, row["step"])
+        self._record(row)
         values = " ".join(f"{k[5:]}={v:.4g}" for k, v in row.items() if k != "step")
         self.note(f"eval at step {row['step']}: {values}")
 
