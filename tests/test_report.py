@@ -170,6 +170,26 @@ def test_save_grid_default_rows_and_shape_check(tmp_path: Path) -> None:
         save_grid(torch.zeros(4, 8, 8), tmp_path / "bad.png")
 
 
+def test_plot_rows_draws_each_row_with_its_label_and_pads_short_rows(tmp_path: Path) -> None:
+    from gankit.report.plots import plot_rows
+
+    rows = [-torch.ones(5, 1, 8, 8), torch.ones(2, 1, 8, 8)]  # black row; 2 white + 3 blank
+    assert_png(plot_rows(rows, ["dark", "light"], tmp_path / "l.png", title="t"), 150, 90)
+    path = plot_rows(rows, ["", ""], tmp_path / "rows.png", scale=4)  # no text: only the images
+    pixels = np.asarray(Image.open(path).convert("L")).astype(int)
+    h, w = pixels.shape
+    assert w > 1.5 * h  # two rows of five cells: wide, not square
+    ys, xs = np.nonzero(pixels <= 5)  # the image strips are the only black: their bounding box
+    box = pixels[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    top, bottom = box[: len(box) // 3], box[-len(box) // 3 :]
+    assert (top <= 5).mean() > 0.95  # the dark row: all black cells
+    # the light row: 2 white 8 px cells in a strip 5 * (8 + 2) + 2 px wide, the rest black
+    white = (bottom >= 250).mean(1).max()  # the whitest pixel row
+    assert abs(white - 16 / 52) < 0.03, white
+    with pytest.raises(ValueError, match="one label per row"):
+        plot_rows(rows, ["only one"], tmp_path / "bad.png")
+
+
 # ---------------------------------------------------------------------------------- toy points
 def test_plot_points_2d_with_field_calls_it_in_chunks_without_grad(tmp_path: Path) -> None:
     calls: list[tuple[int, bool]] = []

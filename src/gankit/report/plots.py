@@ -262,6 +262,42 @@ def save_grid(images: Tensor, path: Path, nrow: int | None = None) -> Path:
     return path
 
 
+def plot_rows(
+    rows: list[Tensor], labels: list[str], path: Path, title: str = "", scale: float = 2.0
+) -> Path:
+    """Rows of images ``[N_i, C, H, W]`` in [-1, 1], each with its label on the left -> one PNG,
+    each image shown at about ``scale`` screen pixels per image pixel."""
+    if not rows or len(rows) != len(labels):
+        raise ValueError(f"plot_rows wants one label per row, got {len(rows)} rows, {len(labels)}")
+    from torchvision.utils import make_grid
+
+    width = max(len(r) for r in rows)
+    strips = []
+    for r in rows:  # one padded strip per row, blank (black) cells on the right
+        r = r.detach().float().cpu()
+        pad = torch.full((width - len(r), *r.shape[1:]), -1.0)
+        grid = make_grid(torch.cat([r, pad]), nrow=width, padding=2, normalize=True,
+                         value_range=(-1, 1))  # fmt: skip
+        strips.append(grid.permute(1, 2, 0).numpy())  # [h, w, 3]
+    h, w = strips[0].shape[:2]
+    label_in = 0.12 * max(len(t) for t in labels) + 0.2
+    row_in = h * scale / DPI + 0.08  # an image row and the gap under it
+    size = (w * scale / DPI + label_in, len(rows) * row_in + (0.4 if title else 0.1))
+    with _style():
+        fig = Figure(figsize=size, dpi=DPI, layout="constrained")
+        axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
+        for ax, strip, text in zip(axes, strips, labels, strict=True):
+            ax.imshow(strip, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            ax.set_ylabel(text, rotation=0, ha="right", va="center")
+        if title:
+            fig.suptitle(title)
+        return _save(fig, path)
+
+
 # ------------------------------------------------------------------------------ 2-D / 1-D data
 def _as_numpy(x: Tensor) -> np.ndarray:
     return x.detach().float().cpu().numpy()
