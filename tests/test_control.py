@@ -25,6 +25,8 @@ from gankit.cli import main
 from gankit.config import ModelConfig
 from gankit.control import (
     arithmetic,
+    arithmetic_grid,
+    class_codes,
     class_means,
     edit,
     edit_direction,
@@ -120,6 +122,50 @@ def test_samples_stop_at_the_first_step_that_reaches_stop_prob():
     assert res.distance[1].item() == 0.0
     p = res.logits_after.softmax(1)[:, 1]
     assert (p >= stop).all() and res.success.all()
+
+
+class Bowl(nn.Module):
+    """Two classes; class 1's logit margin is 4 z^2 - 1 on a 1-D code: a minimum at z = 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.stack([0 * x[:, 0] + self.dummy, 4 * x[:, 0] ** 2 - 1], 1)
+
+
+def test_restarts_leave_a_stalled_ascent_from_the_nearest_start():
+    # at z = 0 the gradient of log p(1) is exactly 0, so plain ascent never moves and fails
+    # (p = sigmoid(-1)); the first restart starts at distance r * 1 / restarts, where the margin
+    # 4 - 1 = 3 already gives p = 0.95 >= stop_prob: it stops there without a step
+    g, clf = Identity(1), Bowl()
+    z0 = torch.tensor([[0.0], [1.5]])  # the second already has p(1) > 0.99
+    kw = {"steps": 20, "lr": 0.1, "prior_weight": 0.0, "max_distance": 2.0}
+    plain = edit_optimize(g, clf, z0, 1, **kw)
+    assert plain.success.tolist() == [False, True]
+    assert plain.distance.tolist() == [0.0, 0.0]
+    assert plain.steps.tolist() == [20, 0] and plain.tries.tolist() == [1, 1]
+    res = edit_optimize(g, clf, z0, 1, restarts=2, seed=5, **kw)
+    assert res.success.all()
+    assert_close(res.distance, torch.tensor([1.0, 0.0]))
+    assert res.tries.tolist() == [2, 1]  # only the failure tried again
+    assert res.steps.tolist() == [20, 0]  # the restart reached the target with no step
+    assert res.summary()["tries_mean"] == 1.5
+
+
+def test_restarts_keep_the_most_probable_try_when_none_succeeds():
+    # a ball of radius 0.3 around 0 never reaches the margin log 9 needs (|z| > 0.89), so every
+    # try fails; the sample keeps the try with the highest p(1), which lies on the ball's edge
+    g, clf = Identity(1), Bowl()
+    res = edit_optimize(
+        g, clf, torch.zeros(1, 1), 1, steps=30, lr=0.1, prior_weight=0.0, max_distance=0.3,
+        restarts=3,
+    )  # fmt: skip
+    assert not res.success.any() and res.tries.tolist() == [4]
+    assert_close(res.distance, torch.tensor([0.3]))
+    with pytest.raises(gankit.UserError, match="restarts"):
+        edit_optimize(g, clf, torch.zeros(1, 1), 1, restarts=-1)
 
 
 def test_adam_edits_succeed_and_keep_inside_the_bound():
@@ -251,6 +297,33 @@ def test_arithmetic_and_class_means():
     assert torch.isnan(means[1]).all()
 
 
+def test_arithmetic_grid_applies_the_attribute_vector_under_every_c_sample():
+    g = Identity(2)  # so each "image" is its code
+    za, zb = torch.tensor([[1.0, 1.0], [3.0, 3.0]]), torch.tensor([[0.0, 1.0]])
+    zc = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    x = arithmetic_grid(g, za, zb, zc)  # [4, W = 3, 2]
+    blank = torch.full((2,), -1.0)
+    assert_close(x[0], torch.stack([za[0], za[1], torch.tensor([2.0, 2.0])]))
+    assert_close(x[1], torch.stack([zb[0], blank, zb[0]]))  # its mean is its one code
+    v = torch.tensor([2.0, 1.0])  # mean(a) - mean(b)
+    assert_close(x[3], torch.stack([zc[0] + v, zc[1] + v, zc.mean(0) + v]))
+    assert_close(x[3, -1], arithmetic(za, zb, zc, n=1)[0])  # Radford et al.'s a - b + c
+    with pytest.raises(gankit.UserError, match="concept b"):
+        arithmetic_grid(g, za, torch.zeros(0, 2), zc)
+
+
+def test_class_codes_are_the_most_confident_draws_of_the_class():
+    g, clf = Identity(4), linear_classifier(W2, [0.0, 0.0])  # p(1) grows with 3 z0 + 4 z1
+    codes = class_codes(g, clf, 1, n=5, pool=200, seed=7)
+    z, _ = sample_latents(4, 200, 7)
+    margin = z @ torch.tensor([3.0, 4.0, 0.0, 0.0])  # [200]
+    assert_close(codes, z[margin.argsort(descending=True)[:5]])
+    with pytest.raises(gankit.UserError, match="samples are labelled 1"):
+        class_codes(g, clf, 1, n=150, pool=200)  # about half are class 1
+    with pytest.raises(gankit.UserError, match="target class must be in 0..1"):
+        class_codes(g, clf, 2, n=1)
+
+
 def test_gif_bounces_and_scales(tmp_path):
     frames = torch.linspace(-1, 1, 4)[:, None, None, None].expand(4, 1, 28, 28)
     path = save_gif(frames, tmp_path / "a.gif")
@@ -291,10 +364,13 @@ def _error_line(capsys) -> str:
 def test_cli_edit_writes_grids_and_figures(mnist_run, tmp_path, capsys):
     out = tmp_path / "e"
     argv = ["edit", str(mnist_run), "--target", "3", "--n", "4", "--steps", "3", "--out", str(out)]
-    assert main(argv) == 0
+    assert main([*argv, "--restarts", "2"]) == 0
     rec = json.loads((out / "edit.json").read_text())
     assert rec["target"] == 3 and rec["n"] == 4 and rec["classifier"] == "mnist"
-    assert len(rec["per_sample"]["distance"]) == 4 and max(rec["per_sample"]["steps"]) <= 3
+    per = rec["per_sample"]
+    assert len(per["distance"]) == 4 and max(per["tries"]) <= 3  # 1 + at most 2 restarts
+    assert all(s <= 3 * t for s, t in zip(per["steps"], per["tries"], strict=True))
+    assert rec["options"]["restarts"] == 2
     assert (out / "before.png").stat().st_size > 0 and (out / "after.png").stat().st_size > 0
     assert "optimize towards 3: success" in capsys.readouterr().out
     # direction mode fits on labelled samples of seed 1; 2 samples show at most 2 classes, so a
@@ -358,8 +434,49 @@ def test_cli_sample_per_class_grid_and_truncation(cgan_run, mnist_run, tmp_path,
     assert "psi must be in [0, 1]" in _error_line(capsys)
 
 
+def test_cli_arithmetic_takes_sample_ids_and_classes(mnist_run, tmp_path, capsys):
+    from gankit.metrics.classifier import load_classifier
+
+    out = tmp_path / "a.png"
+    argv = ["arithmetic", str(mnist_run), "--a", "0,1,2", "--b", "3", "--c", "4,5,6,7"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "rows a, b, c and c + mean(a) - mean(b)" in capsys.readouterr().out
+    with Image.open(out) as im:
+        assert im.size[0] > 5 * 28 and im.size[1] > 4 * 28  # four rows of five images
+    # class=K picks the classifier's most confident draws of seed + 1; take a class it gives
+    gen, clf = gankit.load_generator(mnist_run), load_classifier("mnist")
+    labels = label_latents(gen.net, clf, 200, seed=1)[1]
+    common, rare = labels.bincount(minlength=10).argmax().item(), labels.bincount().argmin().item()
+    argv = ["arithmetic", str(mnist_run), "--a", f"class={common}", "--b", "1", "--c", "2"]
+    assert main([*argv, "--per-class", "2", "--pool", "200", "--out", str(out)]) == 0
+    bad = [
+        (["--a", "1,x"], "want comma-separated sample ids"),
+        (["--a", "64"], "sample ids must be in 0..63"),
+        (["--a", "class=10"], "the class must be in 0..9"),
+        (["--a", "class=seven"], "want class=K with an integer K"),
+        (["--a", f"class={rare}", "--per-class", "150", "--pool", "200"], "draw a larger pool"),
+        (["--out", str(tmp_path / "a.jpg")], "--out must be a .png file"),
+    ]
+    for extra, message in bad:
+        base = {"--a": "0", "--b": "1", "--c": "2", "--out": str(out)}
+        for k, v in zip(extra[::2], extra[1::2], strict=True):
+            base[k] = v
+        assert main(["arithmetic", str(mnist_run), *sum(base.items(), ())]) == 2, extra
+        assert message in _error_line(capsys), extra
+
+
+def test_cli_arithmetic_on_a_conditional_model_needs_a_class(cgan_run, tmp_path, capsys):
+    argv = ["arithmetic", str(cgan_run), "--a", "0", "--b", "1", "--c", "2"]
+    assert main([*argv, "--out", str(tmp_path / "a.png")]) == 2
+    assert "pass a class (--class K)" in _error_line(capsys)
+    assert main([*argv, "--class", "4", "--out", str(tmp_path / "a.png")]) == 0
+    argv[3] = "class=3"
+    assert main([*argv, "--class", "4", "--out", str(tmp_path / "a.png")]) == 2
+    assert "class= concepts need an unconditional generator" in _error_line(capsys)
+
+
 def test_cli_help_lists_the_new_commands():
     r = subprocess.run(
         [sys.executable, "-m", "gankit.cli", "--help"], capture_output=True, text=True, check=True
     )
-    assert "interpolate" in r.stdout and "edit" in r.stdout
+    assert all(c in r.stdout for c in ("interpolate", "edit", "arithmetic"))

@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import cli_control
 from .errors import GankitError, UserError
 
 
@@ -62,60 +63,6 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         metavar="R",
         help="conditional models: a grid with one column per class and R rows (ignores --n)",
     )
-
-
-def _add_interpolate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "interpolate",
-        help="walk the latent space between two samples into a PNG grid and an animated GIF",
-        description="Interpolate between two latent codes: sample ids of `gankit sample RUN "
-        "--seed S --n N` (the default), or seeds (--by seed: the first code each seed draws). "
-        "Writes OUT (.png, one row) and OUT with .gif.",
-    )
-    p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--from", dest="start", type=int, required=True, help="first sample id or seed")
-    p.add_argument("--to", dest="end", type=int, required=True, help="last sample id or seed")
-    p.add_argument("--steps", type=int, default=10, help="codes on the path, ends included (10)")
-    p.add_argument("--mode", default="slerp", choices=["slerp", "lerp"], help="default slerp")
-    p.add_argument("--by", default="sample", choices=["sample", "seed"], help="what ids mean")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample grid (default 0)")
-    p.add_argument("--n", type=int, default=64, help="size of the sample grid (default 64)")
-    p.add_argument("--class", dest="klass", type=int, help="class (conditional models)")
-    p.add_argument("--out", default="interpolation.png", help="output PNG (default: %(default)s)")
-    p.add_argument("--device", default="cpu", help="device (default cpu)")
-
-
-def _add_edit(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "edit",
-        help="classifier-guided editing: move latent codes until G(z) shows a target class",
-        description="Edit the samples of `gankit sample RUN --seed S --n N` towards a class of "
-        "gankit's MNIST/Fashion-MNIST classifier, by per-sample gradient ascent (optimize) or "
-        "along one direction fit from classifier labels (direction). Writes OUT/before.png, "
-        "OUT/after.png and OUT/edit.json (success, distance moved, entanglement).",
-    )
-    p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--target", type=int, required=True, help="class to reach (0..9)")
-    p.add_argument("--n", type=int, default=64, help="samples to edit (default 64)")
-    p.add_argument("--mode", default="optimize", choices=["optimize", "direction"])
-    p.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
-    p.add_argument("--steps", type=int, default=200, help="optimize: most steps (default 200)")
-    p.add_argument("--lr", type=float, default=0.05, help="optimize: Adam step (default 0.05)")
-    p.add_argument(
-        "--prior-weight", type=float, default=0.01, help="optimize: weight of ||z||^2/2 (0.01)"
-    )
-    p.add_argument(
-        "--max-distance", type=float, help="farthest move in z (default sqrt(z_dim) / 2)"
-    )
-    p.add_argument("--stop-prob", type=float, default=0.9, help="stop once p(target) >= this (0.9)")
-    p.add_argument("--fit-n", type=int, default=2000, help="direction: samples to fit it (2000)")
-    p.add_argument(
-        "--classifier",
-        metavar="{mnist,fashion-mnist}",
-        help="classifier (default: the run's data set)",
-    )
-    p.add_argument("--out", default="edit", help="output folder (default: edit)")
-    p.add_argument("--device", default="cpu", help="device (default cpu)")
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -184,8 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_train(sub)
     _add_sample(sub)
-    _add_interpolate(sub)
-    _add_edit(sub)
+    cli_control.add_parsers(sub)
     _add_export(sub)
     _add_eval(sub)
     _add_classifier(sub)
@@ -251,132 +197,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".png":
         raise UserError(f"--out must be a .png file, got {out.name}")
     if args.truncation is not None or args.psi is not None or args.per_class is not None:
-        return _sample_controlled(args, gen, out)
+        from .cli_control import sample_controlled
+
+        return sample_controlled(args, gen, out)
     x = gen.sample(args.n, seed=args.seed, labels=args.klass)
     if gen.kind == "image":
         report.save_grid(x, out)
     else:
         report.plot_points(x[:0], x, out, title=f"{args.n} samples")
     print(f"wrote {out}")
-    return 0
-
-
-def _sample_controlled(args: argparse.Namespace, gen, out: Path) -> int:
-    """``gankit sample`` with truncation or a rows-by-class grid."""
-    import torch
-
-    from . import report
-    from .control import latent
-
-    n, labels, nrow = args.n, args.klass, None
-    if args.per_class is not None:
-        if not gen.num_classes:
-            raise UserError(
-                "--per-class needs a conditional model (trained with data.classes=true)"
-            )
-        if args.klass is not None or args.per_class < 1:
-            raise UserError(f"--per-class takes R >= 1 rows and no --class, got {args.per_class}")
-        n, nrow = args.per_class * gen.num_classes, gen.num_classes
-        labels = torch.arange(gen.num_classes).repeat(args.per_class)  # [R * K]
-    if args.truncation is not None:
-        z = latent.truncated_normal(n, gen.z_dim, args.truncation, seed=args.seed)
-        drawn = latent.sample_latents(gen.z_dim, n, args.seed, gen.num_classes)[1]
-    else:
-        z, drawn = latent.sample_latents(gen.z_dim, n, args.seed, gen.num_classes)
-    if args.psi is not None:
-        z = latent.truncate_to_mean(z, args.psi)
-    y = latent.check_labels(gen.net, n, drawn if labels is None else labels)
-    x = latent.generate(gen.net, z, y)
-    if gen.kind != "image":
-        report.plot_points(x[:0], x, out, title=f"{n} samples")
-    else:
-        report.save_grid(x, out, nrow=nrow)
-    print(f"wrote {out}")
-    return 0
-
-
-def cmd_interpolate(args: argparse.Namespace) -> int:
-    from . import report
-    from .api import load_generator
-    from .control import latent
-
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise UserError(f"--out must be a .png file, got {out.name}")
-    gen = load_generator(args.source, device=args.device)
-    if gen.kind != "image":
-        raise UserError("interpolate draws images; this generator makes toy data (use sample)")
-    if args.by == "sample":
-        if not (0 <= args.start < args.n and 0 <= args.end < args.n):
-            raise UserError(
-                f"sample ids must be in 0..{args.n - 1} (--n {args.n}), got {args.start} and "
-                f"{args.end}"
-            )
-        z, y = latent.sample_latents(gen.z_dim, args.n, args.seed, gen.num_classes)
-        a, b, first_label = z[args.start], z[args.end], None if y is None else int(y[args.start])
-    else:
-        a, y = latent.sample_latents(gen.z_dim, 1, args.start, gen.num_classes)
-        b = latent.sample_latents(gen.z_dim, 1, args.end)[0][0]
-        a, first_label = a[0], None if y is None else int(y[0])
-    codes = latent.interpolate(a, b, args.steps, args.mode)  # [steps, z_dim]
-    label = args.klass if args.klass is not None else first_label
-    x = latent.generate(gen.net, codes, latent.check_labels(gen.net, len(codes), label))
-    report.save_grid(x, out, nrow=len(x))
-    gif = latent.save_gif(x, out.with_suffix(".gif"))
-    print(f"wrote {out} and {gif}")
-    return 0
-
-
-def cmd_edit(args: argparse.Namespace) -> int:
-    from .evaluation import CLASSIFIER_FOR
-
-    if args.n < 1:
-        raise UserError(f"--n must be at least 1, got {args.n}")
-    from . import report
-    from .api import load_generator
-    from .control import editing
-    from .metrics.classifier import check_data, load_classifier
-
-    gen = load_generator(args.source, device=args.device)
-    data = args.classifier or CLASSIFIER_FOR.get(gen.config.data.name)
-    if gen.kind != "image" or data is None:
-        raise UserError(
-            f"no classifier for a generator of {gen.config.data.name} data; edit needs an "
-            "MNIST or Fashion-MNIST image generator (or pass --classifier for 28x28 images)"
-        )
-    clf = load_classifier(check_data(data), device=args.device)
-    if not 0 <= args.target < clf.num_classes:
-        raise UserError(f"--target must be in 0..{clf.num_classes - 1}, got {args.target}")
-    opts: dict = {"max_distance": args.max_distance, "stop_prob": args.stop_prob}
-    if args.mode == "optimize":
-        opts.update(steps=args.steps, lr=args.lr, prior_weight=args.prior_weight)
-    res = editing.edit(
-        gen, clf, args.target, n=args.n, seed=args.seed, mode=args.mode, fit_n=args.fit_n, **opts
-    )
-    out = Path(args.out)
-    report.save_grid(res.images_before, out / "before.png")
-    report.save_grid(res.images_after, out / "after.png")
-    s = res.summary()
-    record = {
-        **s,
-        "source": str(args.source),
-        "classifier": data,
-        "seed": args.seed,
-        "options": {**opts, "fit_n": args.fit_n} if args.mode == "direction" else opts,
-        "per_sample": {
-            "success": res.success.tolist(),
-            "distance": [round(v, 5) for v in res.distance.tolist()],
-            "entanglement": [round(v, 5) for v in res.entanglement.tolist()],
-            "steps": res.steps.tolist(),
-        },
-    }
-    (out / "edit.json").write_text(json.dumps(record, indent=1) + "\n")
-    print(
-        f"{args.mode} towards {args.target}: success {100 * s['success_rate']:.1f}% of {s['n']} "
-        f"(already {100 * s['already_target']:.1f}%), distance moved {s['distance_mean']:.3f}, "
-        f"entanglement {s['entanglement_mean']:.3f}"
-    )
-    print(f"wrote {out / 'before.png'}, {out / 'after.png'} and {out / 'edit.json'}")
     return 0
 
 
@@ -460,8 +289,9 @@ def cmd_presets(args: argparse.Namespace) -> int:
 COMMANDS = {
     "train": cmd_train,
     "sample": cmd_sample,
-    "interpolate": cmd_interpolate,
-    "edit": cmd_edit,
+    "interpolate": cli_control.cmd_interpolate,
+    "edit": cli_control.cmd_edit,
+    "arithmetic": cli_control.cmd_arithmetic,
     "export": cmd_export,
     "eval": cmd_eval,
     "classifier": cmd_classifier,

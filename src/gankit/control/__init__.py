@@ -3,6 +3,7 @@ and classifier-guided editing of latent codes (optimize and direction modes)."""
 
 from .editing import (
     EditResult,
+    class_codes,
     edit,
     edit_direction,
     edit_optimize,
@@ -28,6 +29,7 @@ __all__ = [
     "EditResult",
     "arithmetic",
     "arithmetic_grid",
+    "class_codes",
     "class_means",
     "edit",
     "edit_direction",

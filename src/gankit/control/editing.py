@@ -53,6 +53,7 @@ class EditResult:
     logits_before: Tensor  # [N, K]
     logits_after: Tensor  # [N, K]
     steps: Tensor  # [N] gradient steps taken (optimize) or distances tried (direction)
+    tries: Tensor | None = None  # [N] optimize mode: starts tried (1 + restarts used)
 
     @property
     def success(self) -> Tensor:
@@ -86,6 +87,7 @@ class EditResult:
             "distance_max": self.distance.max().item(),
             "entanglement_mean": self.entanglement.mean().item(),
             "steps_mean": self.steps.float().mean().item(),
+            "tries_mean": None if self.tries is None else self.tries.float().mean().item(),
         }
 
 
@@ -126,6 +128,11 @@ def _classify(classifier: nn.Module, x: Tensor, batch: int = 512) -> Tensor:
     return torch.cat([_logits(classifier, x[i : i + batch]) for i in range(0, len(x), batch)])
 
 
+@torch.no_grad()
+def _log_probs(net: nn.Module, classifier: nn.Module, z: Tensor, y: Tensor | None) -> Tensor:
+    return F.log_softmax(_classify(classifier, generate(net, z, y)), 1)  # [N, K]
+
+
 def _default_distance(z_dim: int, max_distance: float | None) -> float:
     r = math.sqrt(z_dim) / 2 if max_distance is None else float(max_distance)
     if not r > 0:
@@ -152,6 +159,36 @@ def _result(net, classifier, z0, z1, labels, target, mode, steps) -> EditResult:
 
 
 # ---------------------------------------------------------------------------- optimize mode
+def _ascend(net, classifier, z0, start, y, target, *, steps, lr, prior_weight, radius, stop_prob,
+            optimizer) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """One projected ascent from ``start`` inside the ball around ``z0``: final codes, steps."""
+    zv = start.clone().requires_grad_(True)
+    opt = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)([zv], lr=lr)
+    active = torch.ones(len(z0), dtype=torch.bool, device=z0.device)  # [N]
+    taken = torch.zeros(len(z0), dtype=torch.long, device=z0.device)  # [N]
+    for _ in range(steps):
+        logp = F.log_softmax(_logits(classifier, net(zv, y)), 1)[:, target]  # [N]
+        if stop_prob is not None:
+            active &= logp.detach().exp() < stop_prob  # stopped samples stay stopped
+        if not active.any():
+            break
+        objective = logp - prior_weight * 0.5 * zv.pow(2).sum(1)  # [N]
+        (grad,) = torch.autograd.grad(objective[active].sum(), zv)  # [N, z_dim]
+        before = zv.detach().clone()
+        zv.grad = -grad  # the optimizers descend; we ascend
+        opt.step()
+        with torch.no_grad():
+            zv.copy_(torch.where(active[:, None], _project(zv, z0, radius), before))
+        taken += active
+    return zv.detach(), taken
+
+
+def _project(z: Tensor, z0: Tensor, radius: float) -> Tensor:
+    """``z`` ``[N, D]`` moved onto the ball of ``radius`` around ``z0`` if it lies outside."""
+    delta = z - z0  # [N, D]
+    return z0 + delta * (radius / delta.norm(dim=1, keepdim=True)).clamp(max=1.0)
+
+
 def edit_optimize(
     net: nn.Module,  # G: z [N, z_dim] (+ labels [N]) -> images
     classifier: nn.Module,  # images -> logits [N, K], differentiable
@@ -159,49 +196,60 @@ def edit_optimize(
     target: int,  # class to reach
     *,
     labels: Tensor | int | None = None,  # classes of a conditional G (kept fixed)
-    steps: int = 200,  # most gradient steps per sample
+    steps: int = 200,  # most gradient steps per sample and try
     lr: float = 0.05,  # step size of the optimizer
     prior_weight: float = 0.01,  # weight of ||z||^2 / 2, the prior's negative log-density
     max_distance: float | None = None,  # radius of the ball around z; None = sqrt(z_dim) / 2
     stop_prob: float | None = 0.9,  # a sample stops once p(target) >= this; None = all steps
     optimizer: Literal["adam", "sgd"] = "adam",
+    restarts: int = 0,  # a sample that fails gets up to this many more tries (see below)
+    seed: int = 0,  # of the restarts' random directions
 ) -> EditResult:
-    """Projected gradient ascent on ``log p(target | G(z)) - prior_weight * ||z||^2 / 2``."""
+    """Projected gradient ascent on ``log p(target | G(z)) - prior_weight * ||z||^2 / 2``.
+
+    The ascent can stall in a local optimum of the classifier-through-G landscape. With
+    ``restarts``, each sample the classifier does not yet call ``target`` tries again, still
+    inside the same ball around its own z, from a start at distance ``max_distance * i /
+    restarts`` in a random direction on try i: near starts first, so an edit stays as small as
+    the tries allow. A sample keeps the first try that succeeds, else its most probable one.
+    """
     y = check_labels(net, len(z), labels)
     _check(net, classifier, z, target, y)
     if steps < 0 or not lr > 0:
         raise UserError(f"steps must be >= 0 and lr > 0, got steps={steps}, lr={lr}")
+    if restarts < 0:
+        raise UserError(f"restarts must be >= 0, got {restarts}")
     radius = _default_distance(net.z_dim, max_distance)
     device = next(net.parameters()).device
     z0 = z.detach().float().to(device)
     y = y.to(device) if y is not None else None
-    zv = z0.clone().requires_grad_(True)
-    opt_cls = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
-    opt = opt_cls([zv], lr=lr)
-    active = torch.ones(len(z0), dtype=torch.bool, device=device)  # [N]
-    taken = torch.zeros(len(z0), dtype=torch.long, device=device)  # [N]
+    opts = dict(steps=steps, lr=lr, prior_weight=prior_weight, radius=radius,
+                stop_prob=stop_prob, optimizer=optimizer)  # fmt: skip
+    rng = torch.Generator().manual_seed(seed)
     modes = _eval_mode(net, classifier)
     try:
-        for _ in range(steps):
-            logp = F.log_softmax(_logits(classifier, net(zv, y)), 1)[:, target]  # [N]
-            if stop_prob is not None:
-                active &= logp.detach().exp() < stop_prob  # stopped samples stay stopped
-            if not active.any():
+        best, taken = _ascend(net, classifier, z0, z0, y, target, **opts)
+        tries = torch.ones(len(z0), dtype=torch.long, device=device)  # [N]
+        logp = _log_probs(net, classifier, best, y).to(device)  # [N, K]
+        for i in range(1, restarts + 1):
+            fail = (logp.argmax(1) != target).nonzero().squeeze(1)  # [M] indices
+            if len(fail) == 0:
                 break
-            objective = logp - prior_weight * 0.5 * zv.pow(2).sum(1)  # [N]
-            (grad,) = torch.autograd.grad(objective[active].sum(), zv)  # [N, z_dim]
-            before = zv.detach().clone()
-            zv.grad = -grad  # the optimizers descend; we ascend
-            opt.step()
-            with torch.no_grad():
-                delta = zv - z0  # [N, z_dim]
-                norm = delta.norm(dim=1, keepdim=True)  # [N, 1]
-                delta = delta * (radius / norm).clamp(max=1.0)  # project into the ball
-                zv.copy_(torch.where(active[:, None], z0 + delta, before))
-            taken += active
+            u = torch.randn(len(fail), z0.shape[1], generator=rng).to(device)  # [M, z_dim]
+            start = z0[fail] + radius * i / restarts * u / u.norm(dim=1, keepdim=True)
+            yf = None if y is None else y[fail]
+            zf, tf = _ascend(net, classifier, z0[fail], start, yf, target, **opts)
+            lf = _log_probs(net, classifier, zf, yf).to(device)  # [M, K]
+            better = (lf.argmax(1) == target) | (lf[:, target] > logp[fail, target])  # [M]
+            keep = fail[better]
+            best[keep], logp[keep] = zf[better], lf[better]
+            taken[fail] += tf
+            tries[fail] += 1
     finally:
         _restore((net, classifier), modes)
-    return _result(net, classifier, z0.cpu(), zv.detach().cpu(), y, target, "optimize", taken.cpu())
+    res = _result(net, classifier, z0.cpu(), best.cpu(), y, target, "optimize", taken.cpu())
+    res.tries = tries.cpu()
+    return res
 
 
 # ---------------------------------------------------------------------------- direction mode
@@ -226,6 +274,26 @@ def label_latents(
     z, _ = sample_latents(net.z_dim, n, seed)
     y = check_labels(net, n, labels)
     return z, _classify(classifier, generate(net, z, y)).argmax(1)
+
+
+def class_codes(
+    net: nn.Module, classifier: nn.Module, target: int, n: int = 8, pool: int = 2000, seed: int = 0
+) -> Tensor:
+    """The ``n`` codes ``[n, z_dim]`` among ``pool`` prior draws (seed ``seed``) whose images the
+    classifier labels ``target`` most confidently: a concept for latent arithmetic."""
+    if not 1 <= n <= pool:
+        raise UserError(f"want 1 <= n <= pool, got n={n}, pool={pool}")
+    z, _ = sample_latents(net.z_dim, pool, seed)
+    _check(net, classifier, z[:1], target, None)
+    p = _classify(classifier, generate(net, z)).softmax(1)  # [pool, K]
+    hit = (p.argmax(1) == target).nonzero().squeeze(1)  # [M]
+    if len(hit) < n:
+        raise UserError(
+            f"only {len(hit)} of {pool} samples are labelled {target}, {n} wanted; "
+            "draw a larger pool or ask for fewer"
+        )
+    best = p[hit, target].argsort(descending=True)[:n]  # the most confident first
+    return z[hit[best]]
 
 
 @torch.no_grad()
@@ -291,8 +359,8 @@ def edit(
     k = getattr(net, "num_classes", 0)
     z, drawn = sample_latents(net.z_dim, n, seed, k)
     labels = drawn if labels is None else labels
-    if mode == "optimize":
-        return edit_optimize(net, classifier, z, target, labels=labels, **options)
+    if mode == "optimize":  # the restarts' directions come from the same seed
+        return edit_optimize(net, classifier, z, target, labels=labels, seed=seed, **options)
     if fit_n < 2:
         raise UserError(f"fit_n must be at least 2, got {fit_n}")
     fit_y = labels if labels is None or isinstance(labels, int) else None

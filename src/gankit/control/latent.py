@@ -186,16 +186,28 @@ def arithmetic(
     return r + eps  # [n, D]
 
 
-def arithmetic_grid(net: nn.Module, za: Tensor, zb: Tensor, zc: Tensor, n: int = 8) -> Tensor:
-    """Images for a grid with one row per concept: the samples of a, b and c with their mean code
-    last, then ``a - b + c`` and its noisy neighbours -> ``[4, W, *shape]``, ``W = max(len, n)``."""
+def arithmetic_grid(
+    net: nn.Module, za: Tensor, zb: Tensor, zc: Tensor, labels: Tensor | None = None
+) -> Tensor:
+    """Images ``[4, W, *shape]`` of ``a - b + c``, ``W = max(len) + 1``, one row per concept:
+
+    rows 0-2 are the samples of a, b and c, each row's mean code in its last column; row 3 applies
+    the attribute vector ``mean(a) - mean(b)`` to every c sample (under it), and in the last column
+    to ``mean(c)``: Radford et al.'s ``mean(a) - mean(b) + mean(c)``. Blank cells are black.
+    ``labels``: the one class of a conditional G, or None."""
+    for name, v in (("a", za), ("b", zb), ("c", zc)):
+        if v.dim() != 2 or len(v) == 0 or v.shape[1] != za.shape[1]:
+            raise UserError(
+                f"concept {name} needs codes [N >= 1, {za.shape[1]}], got {list(v.shape)}"
+            )
     w = max(len(za), len(zb), len(zc)) + 1
-    w = max(w, n)
-    rows = []
-    for v in (za, zb, zc):
-        codes = torch.cat([v, v.mean(0, keepdim=True)])  # [len + 1, D]
-        x = generate(net, codes)  # [len + 1, *shape]
+    attribute = za.mean(0) - zb.mean(0)  # [D]
+    rows = [torch.cat([v, v.mean(0, keepdim=True)]) for v in (za, zb, zc)]  # [len + 1, D] each
+    rows.append(rows[2] + attribute)  # c_i + (a - b), then mean(c) + (a - b)
+    out = []
+    for codes in rows:
+        y = None if labels is None else labels[: len(codes)]
+        x = generate(net, codes, y)  # [len + 1, *shape]
         pad = torch.full((w - len(x), *x.shape[1:]), -1.0)  # blank (black) cells
-        rows.append(torch.cat([x[:-1], pad, x[-1:]]))  # mean in the last column
-    rows.append(generate(net, arithmetic(za, zb, zc, n=w)))
-    return torch.stack(rows)  # [4, W, *shape]
+        out.append(torch.cat([x[:-1], pad, x[-1:]]))  # the mean in the last column
+    return torch.stack(out)  # [4, W, *shape]

@@ -1,0 +1,298 @@
+"""The ``gankit`` commands that steer a trained generator: ``interpolate``, ``edit``,
+``arithmetic`` and the truncation and per-class grids of ``sample``. Registered by ``cli.py``; the
+library behind them is ``gankit.control``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .errors import UserError
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    _add_interpolate(sub)
+    _add_edit(sub)
+    _add_arithmetic(sub)
+
+
+def _add_interpolate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "interpolate",
+        help="walk the latent space between two samples into a PNG grid and an animated GIF",
+        description="Interpolate between two latent codes: sample ids of `gankit sample RUN "
+        "--seed S --n N` (the default), or seeds (--by seed: the first code each seed draws). "
+        "Writes OUT (.png, one row) and OUT with .gif.",
+    )
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--from", dest="start", type=int, required=True, help="first sample id or seed")
+    p.add_argument("--to", dest="end", type=int, required=True, help="last sample id or seed")
+    p.add_argument("--steps", type=int, default=10, help="codes on the path, ends included (10)")
+    p.add_argument("--mode", default="slerp", choices=["slerp", "lerp"], help="default slerp")
+    p.add_argument("--by", default="sample", choices=["sample", "seed"], help="what ids mean")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample grid (default 0)")
+    p.add_argument("--n", type=int, default=64, help="size of the sample grid (default 64)")
+    p.add_argument("--class", dest="klass", type=int, help="class (conditional models)")
+    p.add_argument("--out", default="interpolation.png", help="output PNG (default: %(default)s)")
+    p.add_argument("--device", default="cpu", help="device (default cpu)")
+
+
+def _add_edit(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "edit",
+        help="classifier-guided editing: move latent codes until G(z) shows a target class",
+        description="Edit the samples of `gankit sample RUN --seed S --n N` towards a class of "
+        "gankit's MNIST/Fashion-MNIST classifier, by per-sample gradient ascent (optimize) or "
+        "along one direction fit from classifier labels (direction). Writes OUT/before.png, "
+        "OUT/after.png and OUT/edit.json (success, distance moved, entanglement).",
+    )
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--target", type=int, required=True, help="class to reach (0..9)")
+    p.add_argument("--n", type=int, default=64, help="samples to edit (default 64)")
+    p.add_argument("--mode", default="optimize", choices=["optimize", "direction"])
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
+    p.add_argument("--steps", type=int, default=200, help="optimize: most steps (default 200)")
+    p.add_argument("--lr", type=float, default=0.05, help="optimize: Adam step (default 0.05)")
+    p.add_argument(
+        "--prior-weight", type=float, default=0.01, help="optimize: weight of ||z||^2/2 (0.01)"
+    )
+    p.add_argument(
+        "--max-distance", type=float, help="farthest move in z (default sqrt(z_dim) / 2)"
+    )
+    p.add_argument(
+        "--restarts",
+        type=int,
+        default=8,
+        help="optimize: more tries for a sample that fails, from random starts (default 8)",
+    )
+    p.add_argument("--stop-prob", type=float, default=0.9, help="stop once p(target) >= this (0.9)")
+    p.add_argument("--fit-n", type=int, default=2000, help="direction: samples to fit it (2000)")
+    p.add_argument(
+        "--classifier",
+        metavar="{mnist,fashion-mnist}",
+        help="classifier (default: the run's data set)",
+    )
+    p.add_argument("--out", default="edit", help="output folder (default: edit)")
+    p.add_argument("--device", default="cpu", help="device (default cpu)")
+
+
+def _add_arithmetic(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "arithmetic",
+        help="latent arithmetic: apply the attribute vector mean(a) - mean(b) to c (a - b + c)",
+        description="Latent arithmetic (Radford et al. 2016). Each concept is a list of sample "
+        "ids of `gankit sample RUN --seed S --n N`, e.g. 3,17,40, or class=K: the --per-class "
+        "samples gankit's classifier labels K most confidently among --pool draws (seed S + 1). "
+        "Writes OUT, a grid with rows a, b, c (each concept's mean code last) and, under every c "
+        "sample, that sample plus mean(a) - mean(b); the last column of that row is "
+        "mean(a) - mean(b) + mean(c).",
+    )
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
+    for name in ("a", "b", "c"):
+        p.add_argument(f"--{name}", required=True, metavar="IDS|class=K", help=f"concept {name}")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample grid (default 0)")
+    p.add_argument("--n", type=int, default=64, help="size of the sample grid (default 64)")
+    p.add_argument("--per-class", type=int, default=8, help="class=K: samples per concept (8)")
+    p.add_argument("--pool", type=int, default=2000, help="class=K: draws to pick from (2000)")
+    p.add_argument("--class", dest="klass", type=int, help="class (conditional models)")
+    p.add_argument(
+        "--classifier", metavar="{mnist,fashion-mnist}", help="default: the run's data set"
+    )
+    p.add_argument("--out", default="arithmetic.png", help="output PNG (default: %(default)s)")
+    p.add_argument("--device", default="cpu", help="device (default cpu)")
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from . import report
+    from .api import load_generator
+    from .control import latent
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out must be a .png file, got {out.name}")
+    gen = load_generator(args.source, device=args.device)
+    if gen.kind != "image":
+        raise UserError("interpolate draws images; this generator makes toy data (use sample)")
+    if args.by == "sample":
+        if not (0 <= args.start < args.n and 0 <= args.end < args.n):
+            raise UserError(
+                f"sample ids must be in 0..{args.n - 1} (--n {args.n}), got {args.start} and "
+                f"{args.end}"
+            )
+        z, y = latent.sample_latents(gen.z_dim, args.n, args.seed, gen.num_classes)
+        a, b, first_label = z[args.start], z[args.end], None if y is None else int(y[args.start])
+    else:
+        a, y = latent.sample_latents(gen.z_dim, 1, args.start, gen.num_classes)
+        b = latent.sample_latents(gen.z_dim, 1, args.end)[0][0]
+        a, first_label = a[0], None if y is None else int(y[0])
+    codes = latent.interpolate(a, b, args.steps, args.mode)  # [steps, z_dim]
+    label = args.klass if args.klass is not None else first_label
+    x = latent.generate(gen.net, codes, latent.check_labels(gen.net, len(codes), label))
+    report.save_grid(x, out, nrow=len(x))
+    gif = latent.save_gif(x, out.with_suffix(".gif"))
+    print(f"wrote {out} and {gif}")
+    return 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    if args.n < 1:
+        raise UserError(f"--n must be at least 1, got {args.n}")
+    from . import report
+    from .api import load_generator
+    from .control import editing
+
+    gen = load_generator(args.source, device=args.device)
+    data, clf = _classifier(gen, args.classifier, args.device, "edit")
+    if not 0 <= args.target < clf.num_classes:
+        raise UserError(f"--target must be in 0..{clf.num_classes - 1}, got {args.target}")
+    opts: dict = {"max_distance": args.max_distance, "stop_prob": args.stop_prob}
+    if args.mode == "optimize":
+        opts.update(
+            steps=args.steps, lr=args.lr, prior_weight=args.prior_weight, restarts=args.restarts
+        )
+    res = editing.edit(
+        gen, clf, args.target, n=args.n, seed=args.seed, mode=args.mode, fit_n=args.fit_n, **opts
+    )
+    out = Path(args.out)
+    report.save_grid(res.images_before, out / "before.png")
+    report.save_grid(res.images_after, out / "after.png")
+    s = res.summary()
+    record = {
+        **s,
+        "source": str(args.source),
+        "classifier": data,
+        "seed": args.seed,
+        "options": {**opts, "fit_n": args.fit_n} if args.mode == "direction" else opts,
+        "per_sample": {
+            "success": res.success.tolist(),
+            "distance": [round(v, 5) for v in res.distance.tolist()],
+            "entanglement": [round(v, 5) for v in res.entanglement.tolist()],
+            "steps": res.steps.tolist(),
+            "tries": None if res.tries is None else res.tries.tolist(),
+        },
+    }
+    (out / "edit.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(
+        f"{args.mode} towards {args.target}: success {100 * s['success_rate']:.1f}% of {s['n']} "
+        f"(already {100 * s['already_target']:.1f}%), distance moved {s['distance_mean']:.3f}, "
+        f"entanglement {s['entanglement_mean']:.3f}"
+    )
+    print(f"wrote {out / 'before.png'}, {out / 'after.png'} and {out / 'edit.json'}")
+    return 0
+
+
+def sample_controlled(args: argparse.Namespace, gen, out: Path) -> int:
+    """``gankit sample`` with truncation or a rows-by-class grid."""
+    import torch
+
+    from . import report
+    from .control import latent
+
+    n, labels, nrow = args.n, args.klass, None
+    if args.per_class is not None:
+        if not gen.num_classes:
+            raise UserError(
+                "--per-class needs a conditional model (trained with data.classes=true)"
+            )
+        if args.klass is not None or args.per_class < 1:
+            raise UserError(f"--per-class takes R >= 1 rows and no --class, got {args.per_class}")
+        n, nrow = args.per_class * gen.num_classes, gen.num_classes
+        labels = torch.arange(gen.num_classes).repeat(args.per_class)  # [R * K]
+    if args.truncation is not None:
+        z = latent.truncated_normal(n, gen.z_dim, args.truncation, seed=args.seed)
+        drawn = latent.sample_latents(gen.z_dim, n, args.seed, gen.num_classes)[1]
+    else:
+        z, drawn = latent.sample_latents(gen.z_dim, n, args.seed, gen.num_classes)
+    if args.psi is not None:
+        z = latent.truncate_to_mean(z, args.psi)
+    y = latent.check_labels(gen.net, n, drawn if labels is None else labels)
+    x = latent.generate(gen.net, z, y)
+    if gen.kind != "image":
+        report.plot_points(x[:0], x, out, title=f"{n} samples")
+    else:
+        report.save_grid(x, out, nrow=nrow)
+    print(f"wrote {out}")
+    return 0
+
+
+def _classifier(gen, name: str | None, device: str, command: str):
+    """``(data set, classifier)`` for a generator of 28x28 gray images, or a one-line error."""
+    from .evaluation import CLASSIFIER_FOR
+    from .metrics.classifier import check_data, load_classifier
+
+    data = name or CLASSIFIER_FOR.get(gen.config.data.name)
+    if gen.kind != "image" or data is None:
+        raise UserError(
+            f"no classifier for a generator of {gen.config.data.name} data; {command} needs an "
+            "MNIST or Fashion-MNIST image generator (or pass --classifier for 28x28 images)"
+        )
+    if tuple(gen.shape) != (1, 28, 28):
+        raise UserError(
+            f"the {data} classifier reads 1x28x28 images; this generator makes "
+            f"{'x'.join(map(str, gen.shape))}"
+        )
+    clf = load_classifier(check_data(data), device=device)
+    return data, clf
+
+
+def _concept(spec: str, name: str, args, gen, z_grid, clf_box: list):
+    """The codes ``[M, z_dim]`` of one concept: sample ids of the grid, or class=K."""
+    spec = spec.strip()
+    if spec.startswith("class="):
+        if gen.num_classes:
+            raise UserError(
+                f"--{name} {spec}: class= concepts need an unconditional generator; a "
+                "conditional one takes sample ids and --class"
+            )
+        try:
+            k = int(spec[len("class=") :])
+        except ValueError:
+            raise UserError(f"--{name} {spec}: want class=K with an integer K") from None
+        if not clf_box:
+            clf_box.append(_classifier(gen, args.classifier, args.device, "class= concepts")[1])
+        from .control import editing
+
+        n_cls = clf_box[0].num_classes
+        if not 0 <= k < n_cls:
+            raise UserError(f"--{name} {spec}: the class must be in 0..{n_cls - 1}")
+        return editing.class_codes(
+            gen.net, clf_box[0], k, n=args.per_class, pool=args.pool, seed=args.seed + 1
+        )
+    try:
+        ids = [int(t) for t in spec.split(",") if t.strip()]
+    except ValueError:
+        raise UserError(
+            f"--{name} {spec!r}: want comma-separated sample ids like 3,17,40, or class=K"
+        ) from None
+    bad = [i for i in ids if not 0 <= i < len(z_grid)]
+    if not ids or bad:
+        raise UserError(
+            f"--{name} {spec!r}: sample ids must be in 0..{len(z_grid) - 1} (--n {len(z_grid)})"
+        )
+    return z_grid[ids]
+
+
+def cmd_arithmetic(args: argparse.Namespace) -> int:
+    from . import report
+    from .api import load_generator
+    from .control import latent
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out must be a .png file, got {out.name}")
+    gen = load_generator(args.source, device=args.device)
+    if gen.kind != "image":
+        raise UserError("arithmetic draws images; this generator makes toy data")
+    y = latent.check_labels(gen.net, 1, args.klass)  # a conditional G needs --class
+    z_grid, _ = latent.sample_latents(gen.z_dim, args.n, args.seed)
+    clf_box: list = []
+    za, zb, zc = (
+        _concept(getattr(args, k), k, args, gen, z_grid, clf_box) for k in ("a", "b", "c")
+    )
+    labels = None if y is None else y.expand(max(len(za), len(zb), len(zc)) + 1)
+    x = latent.arithmetic_grid(gen.net, za, zb, zc, labels)  # [4, W, *shape]
+    names = [f"a: {args.a}", f"b: {args.b}", f"c: {args.c}", "c + a - b"]
+    report.plot_rows(list(x), names, out, title="latent arithmetic; last column: the means")
+    print(f"wrote {out}: rows a, b, c and c + mean(a) - mean(b); means in the last column")
+    return 0
