@@ -1,7 +1,7 @@
 """Evidence for classifier-guided editing and the truncation trade-off on an MNIST GAN.
 
     python benchmarks/editing.py [--run RUN | --preset mnist-gan --steps N] [--n 64]
-                                 [--edit-steps 200] [--lr 0.05] [--restarts 0] [--prior-weight 0.01]
+                                 [--edit-steps 200] [--lr 0.05] [--restarts 8] [--prior-weight 0.01]
                                  [--max-distance D] [--fit-n 2000] [--out runs/editing]
 
 With ``--run`` it uses a trained unconditional image run; otherwise it trains ``--preset`` for
@@ -39,9 +39,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--n", type=int, default=64, help="samples edited per digit and mode")
     p.add_argument("--edit-steps", type=int, default=200, help="optimize mode: most steps")
     p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--restarts", type=int, default=0, help="optimize mode: more tries on failure")
+    p.add_argument("--restarts", type=int, default=8, help="optimize mode: more tries on failure")
     p.add_argument("--prior-weight", type=float, default=0.01)
-    p.add_argument("--max-distance", type=float, help="default sqrt(z_dim) / 2")
+    p.add_argument("--max-distance", type=float, help="default 0.8 sqrt(z_dim)")
     p.add_argument("--stop-prob", type=float, default=0.9)
     p.add_argument("--fit-n", type=int, default=2000, help="direction mode: samples to fit on")
     p.add_argument("--n-ref", type=int, default=2000, help="test images for classifier FID")

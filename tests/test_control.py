@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -89,6 +90,13 @@ def test_bounded_ascent_ends_on_the_ball_along_the_classifier_weight():
     assert_close(res.logits_after[:, 1] - res.logits_after[:, 0], torch.tensor([4.0, -3.0]))
     assert res.success.tolist() == [True, False]
     assert_close(res.entanglement, torch.zeros(2))  # no other class but 0: nothing to entangle
+
+
+def test_the_default_bound_is_four_fifths_of_a_typical_code_length():
+    # class 1 is out of reach (margin -100 at z = 0), so the ascent runs into the bound
+    g, clf = Identity(16), linear_classifier([[0.0] * 16, [1.0] + [0.0] * 15], [0.0, -100.0])
+    res = edit_optimize(g, clf, torch.zeros(1, 16), 1, steps=100, lr=0.5, prior_weight=0.0)
+    assert_close(res.distance, torch.tensor([0.8 * math.sqrt(16)]))
 
 
 def test_prior_penalty_reaches_the_closed_form_fixed_point():
@@ -404,6 +412,16 @@ def test_cli_edit_refuses_a_toy_run(tmp_path, capsys):
     _error_line(capsys)
 
 
+def test_cli_edit_refuses_images_the_classifier_cannot_read(tmp_path_factory, data_root, capsys):
+    stacked = _tiny(tmp_path_factory, data_root, "stacked-mnist-dcgan")  # 3 x 28 x 28 images
+    capsys.readouterr()
+    assert main(["edit", str(stacked), "--target", "1", "--out", str(stacked / "e")]) == 2
+    assert "reads 1x28x28 images; this generator makes 3x28x28" in _error_line(capsys)
+    argv = ["arithmetic", str(stacked), "--a", "class=1", "--b", "0", "--c", "1"]
+    assert main([*argv, "--out", str(stacked / "a.png")]) == 2
+    assert "reads 1x28x28 images" in _error_line(capsys)
+
+
 def test_cli_interpolate_writes_png_and_gif(mnist_run, tmp_path, capsys):
     out = tmp_path / "i.png"
     assert main(["interpolate", str(mnist_run), "--from", "3", "--to", "7", "--out", str(out)]) == 0
@@ -449,6 +467,8 @@ def test_cli_arithmetic_takes_sample_ids_and_classes(mnist_run, tmp_path, capsys
     common, rare = labels.bincount(minlength=10).argmax().item(), labels.bincount().argmin().item()
     argv = ["arithmetic", str(mnist_run), "--a", f"class={common}", "--b", "1", "--c", "2"]
     assert main([*argv, "--per-class", "2", "--pool", "200", "--out", str(out)]) == 0
+    said = capsys.readouterr().out.split("classifier labels of c + a - b: ")[1]
+    assert re.fullmatch(r"\d; mean: \d\n", said)  # c's one sample and the mean; no blank cell
     bad = [
         (["--a", "1,x"], "want comma-separated sample ids"),
         (["--a", "64"], "sample ids must be in 0..63"),

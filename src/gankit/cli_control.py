@@ -58,7 +58,9 @@ def _add_edit(sub: argparse._SubParsersAction) -> None:
         "--prior-weight", type=float, default=0.01, help="optimize: weight of ||z||^2/2 (0.01)"
     )
     p.add_argument(
-        "--max-distance", type=float, help="farthest move in z (default sqrt(z_dim) / 2)"
+        "--max-distance",
+        type=float,
+        help="farthest move in z (default 0.8 sqrt(z_dim): 8 for z_dim 100)",
     )
     p.add_argument(
         "--restarts",
@@ -274,6 +276,8 @@ def _concept(spec: str, name: str, args, gen, z_grid, clf_box: list):
 
 
 def cmd_arithmetic(args: argparse.Namespace) -> int:
+    import torch
+
     from . import report
     from .api import load_generator
     from .control import latent
@@ -295,4 +299,10 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
     names = [f"a: {args.a}", f"b: {args.b}", f"c: {args.c}", "c + a - b"]
     report.plot_rows(list(x), names, out, title="latent arithmetic; last column: the means")
     print(f"wrote {out}: rows a, b, c and c + mean(a) - mean(b); means in the last column")
+    if clf_box:  # a classifier picked the concepts: say what it makes of the results
+        from .metrics.classifier import predict
+
+        row = torch.cat([x[3, : len(zc)], x[3, -1:]])  # the results without the blank cells
+        said = predict(clf_box[0], row).argmax(1).tolist()
+        print(f"classifier labels of c + a - b: {' '.join(map(str, said[:-1]))}; mean: {said[-1]}")
     return 0

@@ -38,6 +38,9 @@ from ..errors import UserError
 from .latent import check_labels, generate, sample_latents
 
 Mode = Literal["optimize", "direction"]
+# The default bound on the move, as a fraction of sqrt(z_dim), a prior code's typical length: on
+# the 10k-step MNIST GAN, 0.5 left digit 1 at 80% success with 8 restarts, 0.8 reached 92%.
+DEFAULT_DISTANCE = 0.8
 
 
 @dataclass
@@ -134,7 +137,7 @@ def _log_probs(net: nn.Module, classifier: nn.Module, z: Tensor, y: Tensor | Non
 
 
 def _default_distance(z_dim: int, max_distance: float | None) -> float:
-    r = math.sqrt(z_dim) / 2 if max_distance is None else float(max_distance)
+    r = DEFAULT_DISTANCE * math.sqrt(z_dim) if max_distance is None else float(max_distance)
     if not r > 0:
         raise UserError(f"max_distance must be positive (inf: unbounded), got {max_distance}")
     return r
@@ -199,7 +202,7 @@ def edit_optimize(
     steps: int = 200,  # most gradient steps per sample and try
     lr: float = 0.05,  # step size of the optimizer
     prior_weight: float = 0.01,  # weight of ||z||^2 / 2, the prior's negative log-density
-    max_distance: float | None = None,  # radius of the ball around z; None = sqrt(z_dim) / 2
+    max_distance: float | None = None,  # radius of the ball around z; None = 0.8 sqrt(z_dim)
     stop_prob: float | None = 0.9,  # a sample stops once p(target) >= this; None = all steps
     optimizer: Literal["adam", "sgd"] = "adam",
     restarts: int = 0,  # a sample that fails gets up to this many more tries (see below)
@@ -305,7 +308,7 @@ def edit_direction(
     direction: Tensor,  # [z_dim], e.g. from fit_direction (normalised here)
     *,
     labels: Tensor | int | None = None,  # classes of a conditional G (kept fixed)
-    max_distance: float | None = None,  # farthest move; None = sqrt(z_dim) / 2
+    max_distance: float | None = None,  # farthest move; None = 0.8 sqrt(z_dim)
     n_distances: int = 20,  # distances tried: max_distance * (1..n) / n
     stop_prob: float | None = 0.9,  # move the least that gives p(target) >= this; None = the most
 ) -> EditResult:
