@@ -9,8 +9,11 @@ With ``--run`` it uses a trained unconditional image run; otherwise it trains ``
 (optimize, direction) it edits the ``--n`` samples of ``Generator.sample(n, seed=0)`` towards the
 digit and records the success rate (gankit's MNIST classifier now says the digit), the distance
 moved in z, entanglement (total variation of the classifier's distribution over the other
-classes) and seconds. Realism: the discriminator's mean raw score and the classifier-feature FID
-(against ``--n-ref`` test images) of all edited images pooled versus the unedited ones.
+classes) and seconds, and how often a second classifier, trained with another seed and never
+used by the edits (``--check-seed``), also labels the edited image the digit: an edit that only
+found the first classifier's blind spot passes one and fails the other. Realism: the
+discriminator's mean raw score and the classifier-feature FID (against ``--n-ref`` test images)
+of all edited images pooled versus the unedited ones.
 Truncation: for psi in 1..0.2 and truncated-normal thresholds, fidelity (mean classifier
 confidence, D's score) against diversity (class entropy, mean pairwise pixel distance).
 
@@ -45,6 +48,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stop-prob", type=float, default=0.9)
     p.add_argument("--fit-n", type=int, default=2000, help="direction mode: samples to fit on")
     p.add_argument("--n-ref", type=int, default=2000, help="test images for classifier FID")
+    p.add_argument(
+        "--check-seed",
+        type=int,
+        default=1,
+        help="seed of a second, held-out classifier that checks the edits (-1: none)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="runs/editing")
     return p.parse_args(argv)
@@ -76,6 +85,11 @@ def _d_score(d, x) -> float:
 def _mean(values: list) -> float | None:
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
+
+
+def _agree(logits, target: int) -> float:
+    """Fraction of images a classifier labels ``target``."""
+    return (logits.argmax(1) == target).float().mean().item()
 
 
 def _diversity(x) -> float:
@@ -141,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     from gankit.config import DataConfig
     from gankit.control import edit
     from gankit.data import build_source
-    from gankit.metrics.classifier import classifier_fid, load_classifier
+    from gankit.metrics.classifier import (
+        classifier_fid,
+        load_classifier,
+        predict,
+        train_classifier,
+    )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -158,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         print("editing.py wants an unconditional image generator", file=sys.stderr)
         return 2
     clf = load_classifier("mnist", root, train_if_missing=True, quiet=True)
+    check = None  # a classifier the edits never saw: does it agree they reached the target?
+    if args.check_seed >= 0:
+        check, check_info = train_classifier("mnist", root, seed=args.check_seed, quiet=True)
+        print(f"held-out classifier (seed {args.check_seed}): test accuracy "
+              f"{100 * check_info['test_accuracy']:.2f}%", flush=True)  # fmt: skip
     d = _discriminator(run)
     src = build_source(DataConfig(name="mnist", root=root, download=root is None), "test")
     idx = torch.randperm(len(src), generator=torch.Generator().manual_seed(2024))[: args.n_ref]
@@ -192,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
                     "mode": mode,
                     "already %": round(100 * s["already_target"], 1),
                     "success %": round(100 * s["success_rate"], 1),
+                    "held-out %": ""
+                    if check is None
+                    else round(100 * _agree(predict(check, res.images_after), target), 1),
                     "distance": round(s["distance_mean"], 3),
                     "entanglement": round(s["entanglement_mean"], 3),
                     "steps": round(s["steps_mean"], 1),
@@ -223,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         m: {
             "success_mean": sum(r["success %"] for r in rows if r["mode"] == m) / 10,
             "success_min": min(r["success %"] for r in rows if r["mode"] == m),
+            "held_out_mean": _mean(
+                [r.get("held-out %") for r in rows if r["mode"] == m and r.get("held-out %") != ""]
+            ),
             "entanglement_mean": _mean([r.get("entanglement") for r in rows if r["mode"] == m]),
             "failed_fits": sum(bool(r["note"]) for r in rows if r["mode"] == m),
         }

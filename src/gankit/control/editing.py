@@ -205,7 +205,7 @@ def edit_optimize(
     max_distance: float | None = None,  # radius of the ball around z; None = 0.8 sqrt(z_dim)
     stop_prob: float | None = 0.9,  # a sample stops once p(target) >= this; None = all steps
     optimizer: Literal["adam", "sgd"] = "adam",
-    restarts: int = 0,  # a sample that fails gets up to this many more tries (see below)
+    restarts: int = 8,  # a sample that fails gets up to this many more tries (see below)
     seed: int = 0,  # of the restarts' random directions
 ) -> EditResult:
     """Projected gradient ascent on ``log p(target | G(z)) - prior_weight * ||z||^2 / 2``.
