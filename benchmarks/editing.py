@@ -1,8 +1,9 @@
 """Evidence for classifier-guided editing and the truncation trade-off on an MNIST GAN.
 
     python benchmarks/editing.py [--run RUN | --preset mnist-gan --steps N] [--n 64]
-                                 [--edit-steps 200] [--lr 0.05] [--restarts 8] [--prior-weight 0.01]
-                                 [--max-distance D] [--fit-n 2000] [--out runs/editing]
+                                 [--edit-steps 200] [--lr 0.05] [--restarts 8] [--shifts 4]
+                                 [--prior-weight 0.01] [--max-distance D] [--fit-n 2000]
+                                 [--check-seed 1] [--out runs/editing]
 
 With ``--run`` it uses a trained unconditional image run; otherwise it trains ``--preset`` for
 ``--steps`` G updates into ``<out>/<preset>`` first. For every digit 0..9 and both modes
@@ -43,6 +44,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--edit-steps", type=int, default=200, help="optimize mode: most steps")
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--restarts", type=int, default=8, help="optimize mode: more tries on failure")
+    p.add_argument("--shifts", type=int, default=4, help="optimize mode: shifted copies scored")
     p.add_argument("--prior-weight", type=float, default=0.01)
     p.add_argument("--max-distance", type=float, help="default 0.8 sqrt(z_dim)")
     p.add_argument("--stop-prob", type=float, default=0.9)
@@ -190,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     common = {"max_distance": args.max_distance, "stop_prob": args.stop_prob}
     opts = {
         "optimize": {**common, "steps": args.edit_steps, "lr": args.lr,
-                     "prior_weight": args.prior_weight, "restarts": args.restarts},
+                     "prior_weight": args.prior_weight, "restarts": args.restarts,
+                     "shifts": args.shifts},
         "direction": common,
     }  # fmt: skip
     rows, pooled, edited = [], {"optimize": [], "direction": []}, []
@@ -243,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     _plot_truncation(trunc, out / "truncation.png")
     if edited:  # the first 8 samples, then each digit's edits of them
         labels = ["samples"] + [f"edited to {k}" for k in range(len(edited))]
-        title = f"classifier-guided editing (optimize mode, {args.restarts} restarts)"
+        title = f"optimize mode: {args.restarts} restarts, {args.shifts} shifted copies"
         gankit.report.plot_rows([before[:8], *edited], labels, out / "editing.png", title)
 
     summary = {

@@ -176,6 +176,37 @@ def test_restarts_keep_the_most_probable_try_when_none_succeeds():
         edit_optimize(g, clf, torch.zeros(1, 1), 1, restarts=-1)
 
 
+class Pixels(nn.Module):
+    """G(z) = z as a 5 x 5 image."""
+
+    def __init__(self):
+        super().__init__()
+        self.z_dim, self.num_classes = 25, 0
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, z, y=None):
+        return (z + 0 * self.dummy).view(-1, 1, 5, 5)
+
+
+def test_shifted_copies_spread_an_edit_beyond_one_pixel():
+    # class 1's margin reads only the centre pixel: alone, the ascent changes that one pixel; with
+    # shifted copies, the pixels that land on the centre in some copy get a gradient too
+    rows = [[0.0] * 25, [4.0 if i == 12 else 0.0 for i in range(25)]]
+    g, clf = Pixels(), nn.Sequential(nn.Flatten(), linear_classifier(rows, [0.0, -8.0]))
+    z0 = torch.full((1, 25), -1.0)  # a black image: margin -12
+    kw = {"steps": 30, "lr": 0.1, "prior_weight": 0.0, "optimizer": "sgd", "restarts": 0}
+    one = edit_optimize(g, clf, z0, 1, shifts=0, **kw)
+    moved = (one.z_after - z0).abs() > 1e-6  # [1, 25]
+    assert moved.sum() == 1 and moved[0, 12] and one.success.all()
+    spread = edit_optimize(g, clf, z0, 1, shifts=4, **kw)
+    assert (spread.z_after - z0).abs().gt(1e-6).sum() > 1 and spread.success.all()
+    again = edit_optimize(g, clf, z0, 1, shifts=4, **kw)
+    assert_close(again.z_after, spread.z_after)  # the shifts come from the seed
+    with pytest.raises(gankit.UserError, match="shifts must be >= 0, and 0 unless G makes images"):
+        clf2 = linear_classifier([[0.0, 0.0], [1.0, 0.0]], [0.0, 0.0])
+        edit_optimize(Identity(2), clf2, torch.zeros(1, 2), 1, shifts=2)
+
+
 def test_adam_edits_succeed_and_keep_inside_the_bound():
     g, clf = Identity(8), linear_classifier([[1.0] * 8, [0.0] * 8, [-1.0] * 8], [0.0, 0.0, 0.0])
     z0 = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))

@@ -68,6 +68,13 @@ def _add_edit(sub: argparse._SubParsersAction) -> None:
         default=8,
         help="optimize: more tries for a sample that fails, from random starts (default 8)",
     )
+    p.add_argument(
+        "--shifts",
+        type=int,
+        default=4,
+        help="optimize: also score copies shifted by up to 2 px, against edits that fool only "
+        "the exact pixels (default 4; 0 = off)",
+    )
     p.add_argument("--stop-prob", type=float, default=0.9, help="stop once p(target) >= this (0.9)")
     p.add_argument("--fit-n", type=int, default=2000, help="direction: samples to fit it (2000)")
     p.add_argument(
@@ -151,7 +158,11 @@ def cmd_edit(args: argparse.Namespace) -> int:
     opts: dict = {"max_distance": args.max_distance, "stop_prob": args.stop_prob}
     if args.mode == "optimize":
         opts.update(
-            steps=args.steps, lr=args.lr, prior_weight=args.prior_weight, restarts=args.restarts
+            steps=args.steps,
+            lr=args.lr,
+            prior_weight=args.prior_weight,
+            restarts=args.restarts,
+            shifts=args.shifts,
         )
     res = editing.edit(
         gen, clf, args.target, n=args.n, seed=args.seed, mode=args.mode, fit_n=args.fit_n, **opts

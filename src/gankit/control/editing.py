@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UserError
+from ..metrics.classifier import random_shift
 from .latent import check_labels, generate, sample_latents
 
 Mode = Literal["optimize", "direction"]
@@ -162,15 +163,28 @@ def _result(net, classifier, z0, z1, labels, target, mode, steps) -> EditResult:
 
 
 # ---------------------------------------------------------------------------- optimize mode
+SHIFT_PX = 2  # the largest shift of the copies behind ``shifts``, as in the classifier's training
+
+
+def _target_logp(classifier, x: Tensor, target: int, shifts: int, rng) -> Tensor:
+    """``[N]`` log p(target | x), or with ``shifts`` the log of its mean over x and that many
+    copies shifted by up to SHIFT_PX pixels (expectation over transformation)."""
+    if shifts == 0:
+        return F.log_softmax(_logits(classifier, x), 1)[:, target]
+    xs = torch.cat([x, *(random_shift(x, SHIFT_PX, rng) for _ in range(shifts))])
+    logp = F.log_softmax(_logits(classifier, xs), 1)[:, target].view(shifts + 1, len(x))
+    return torch.logsumexp(logp, 0) - math.log(shifts + 1)  # [N]
+
+
 def _ascend(net, classifier, z0, start, y, target, *, steps, lr, prior_weight, radius, stop_prob,
-            optimizer) -> tuple[Tensor, Tensor]:  # fmt: skip
+            optimizer, shifts, shift_rng) -> tuple[Tensor, Tensor]:  # fmt: skip
     """One projected ascent from ``start`` inside the ball around ``z0``: final codes, steps."""
     zv = start.clone().requires_grad_(True)
     opt = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)([zv], lr=lr)
     active = torch.ones(len(z0), dtype=torch.bool, device=z0.device)  # [N]
     taken = torch.zeros(len(z0), dtype=torch.long, device=z0.device)  # [N]
     for _ in range(steps):
-        logp = F.log_softmax(_logits(classifier, net(zv, y)), 1)[:, target]  # [N]
+        logp = _target_logp(classifier, net(zv, y), target, shifts, shift_rng)  # [N]
         if stop_prob is not None:
             active &= logp.detach().exp() < stop_prob  # stopped samples stay stopped
         if not active.any():
@@ -184,6 +198,16 @@ def _ascend(net, classifier, z0, start, y, target, *, steps, lr, prior_weight, r
             zv.copy_(torch.where(active[:, None], _project(zv, z0, radius), before))
         taken += active
     return zv.detach(), taken
+
+
+def _check_shifts(net: nn.Module, z0: Tensor, y: Tensor | None, shifts: int | None) -> int:
+    with torch.no_grad():
+        image = generate(net, z0[:1].cpu(), None if y is None else y[:1].cpu()).dim() == 4
+    if shifts is None:
+        return 4 if image else 0
+    if shifts < 0 or (shifts and not image):
+        raise UserError(f"shifts must be >= 0, and 0 unless G makes images [N, C, H, W]: {shifts}")
+    return shifts
 
 
 def _project(z: Tensor, z0: Tensor, radius: float) -> Tensor:
@@ -206,9 +230,16 @@ def edit_optimize(
     stop_prob: float | None = 0.9,  # a sample stops once p(target) >= this; None = all steps
     optimizer: Literal["adam", "sgd"] = "adam",
     restarts: int = 8,  # a sample that fails gets up to this many more tries (see below)
-    seed: int = 0,  # of the restarts' random directions
+    shifts: int | None = None,  # shifted copies per image (see below); None = 4 for images
+    seed: int = 0,  # of the restarts' random directions and the shifts
 ) -> EditResult:
     """Projected gradient ascent on ``log p(target | G(z)) - prior_weight * ||z||^2 / 2``.
+
+    With ``shifts`` (images only), p(target) is the mean over the image and that many copies
+    shifted by up to 2 px, both in the objective and in ``stop_prob``: an edit must then convince
+    the classifier from several positions, which steers it away from the pixel-exact blind spots
+    of one classifier (Athalye et al. 2018's expectation over transformation). Success is still
+    the classifier's verdict on the unshifted image.
 
     The ascent can stall in a local optimum of the classifier-through-G landscape. With
     ``restarts``, each sample the classifier does not yet call ``target`` tries again, still
@@ -226,8 +257,10 @@ def edit_optimize(
     device = next(net.parameters()).device
     z0 = z.detach().float().to(device)
     y = y.to(device) if y is not None else None
+    shifts = _check_shifts(net, z0, y, shifts)
     opts = dict(steps=steps, lr=lr, prior_weight=prior_weight, radius=radius,
-                stop_prob=stop_prob, optimizer=optimizer)  # fmt: skip
+                stop_prob=stop_prob, optimizer=optimizer, shifts=shifts,
+                shift_rng=torch.Generator().manual_seed(seed))  # fmt: skip
     rng = torch.Generator().manual_seed(seed)
     modes = _eval_mode(net, classifier)
     try:
