@@ -112,17 +112,24 @@ def _add_arithmetic(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="device (default cpu)")
 
 
-def cmd_interpolate(args: argparse.Namespace) -> int:
-    from . import report
+def _image_generator(args: argparse.Namespace, command: str):
+    """``(generator, out path)`` for a command that draws images into the PNG ``--out``."""
     from .api import load_generator
-    from .control import latent
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise UserError(f"--out must be a .png file, got {out.name}")
     gen = load_generator(args.source, device=args.device)
     if gen.kind != "image":
-        raise UserError("interpolate draws images; this generator makes toy data (use sample)")
+        raise UserError(f"{command} draws images; this generator makes toy data (use sample)")
+    return gen, out
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from . import report
+    from .control import latent
+
+    gen, out = _image_generator(args, "interpolate")
     if args.by == "sample":
         if not (0 <= args.start < args.n and 0 <= args.end < args.n):
             raise UserError(
@@ -290,15 +297,9 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
     import torch
 
     from . import report
-    from .api import load_generator
     from .control import latent
 
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise UserError(f"--out must be a .png file, got {out.name}")
-    gen = load_generator(args.source, device=args.device)
-    if gen.kind != "image":
-        raise UserError("arithmetic draws images; this generator makes toy data")
+    gen, out = _image_generator(args, "arithmetic")
     y = latent.check_labels(gen.net, 1, args.klass)  # a conditional G needs --class
     z_grid, _ = latent.sample_latents(gen.z_dim, args.n, args.seed)
     clf_box: list = []

@@ -7,7 +7,10 @@ Two modes, compared on the same figures:
   prior's negative log-density: it keeps z likely), with z projected back into a ball of radius
   ``max_distance`` around its start after every step (projected gradient ascent, as in the latent
   optimisation of Nguyen et al. 2016 and the GAN inversion/editing line of Zhu et al. 2016). A
-  sample stops as soon as the classifier gives the target ``stop_prob``.
+  sample stops as soon as the classifier gives the target ``stop_prob``. Samples that fail
+  restart from random points of the same ball (``restarts``), and for images the classifier's
+  probability is averaged over a few copies shifted by up to 2 px (``shifts``), so that an edit
+  cannot pass by fooling one classifier's exact pixels alone.
 - ``direction``: one linear direction in z-space, fit from the classifier's labels of many samples
   (the difference of the mean codes of the target class and of the rest: Fisher's linear
   discriminant under an isotropic prior; Shen et al. 2020, InterFaceGAN, fit a linear SVM), applied
