@@ -197,9 +197,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".png":
         raise UserError(f"--out must be a .png file, got {out.name}")
     if args.truncation is not None or args.psi is not None or args.per_class is not None:
-        from .cli_control import sample_controlled
-
-        return sample_controlled(args, gen, out)
+        return cli_control.sample_controlled(args, gen, out)
     x = gen.sample(args.n, seed=args.seed, labels=args.klass)
     if gen.kind == "image":
         report.save_grid(x, out)

@@ -256,28 +256,20 @@ def _classifier(gen, name: str | None, device: str, command: str):
     return data, clf
 
 
-def _concept(spec: str, name: str, args, gen, z_grid, clf_box: list):
+def _concept(spec: str, name: str, args, gen, z_grid, clf):
     """The codes ``[M, z_dim]`` of one concept: sample ids of the grid, or class=K."""
     spec = spec.strip()
     if spec.startswith("class="):
-        if gen.num_classes:
-            raise UserError(
-                f"--{name} {spec}: class= concepts need an unconditional generator; a "
-                "conditional one takes sample ids and --class"
-            )
         try:
             k = int(spec[len("class=") :])
         except ValueError:
             raise UserError(f"--{name} {spec}: want class=K with an integer K") from None
-        if not clf_box:
-            clf_box.append(_classifier(gen, args.classifier, args.device, "class= concepts")[1])
         from .control import editing
 
-        n_cls = clf_box[0].num_classes
-        if not 0 <= k < n_cls:
-            raise UserError(f"--{name} {spec}: the class must be in 0..{n_cls - 1}")
+        if not 0 <= k < clf.num_classes:
+            raise UserError(f"--{name} {spec}: the class must be in 0..{clf.num_classes - 1}")
         return editing.class_codes(
-            gen.net, clf_box[0], k, n=args.per_class, pool=args.pool, seed=args.seed + 1
+            gen.net, clf, k, n=args.per_class, pool=args.pool, seed=args.seed + 1
         )
     try:
         ids = [int(t) for t in spec.split(",") if t.strip()]
@@ -300,21 +292,27 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
     from .control import latent
 
     gen, out = _image_generator(args, "arithmetic")
-    y = latent.check_labels(gen.net, 1, args.klass)  # a conditional G needs --class
+    latent.check_labels(gen.net, 1, args.klass)  # a conditional G needs --class
+    specs = {k: getattr(args, k).strip() for k in ("a", "b", "c")}
+    clf = None  # the classifier, when a concept names a class
+    named = [f"--{k} {v}" for k, v in specs.items() if v.startswith("class=")]
+    if named and gen.num_classes:
+        raise UserError(
+            f"{named[0]}: class= concepts need an unconditional generator; a conditional one "
+            "takes sample ids and --class"
+        )
+    if named:
+        clf = _classifier(gen, args.classifier, args.device, "class= concepts")[1]
     z_grid, _ = latent.sample_latents(gen.z_dim, args.n, args.seed)
-    clf_box: list = []
-    za, zb, zc = (
-        _concept(getattr(args, k), k, args, gen, z_grid, clf_box) for k in ("a", "b", "c")
-    )
-    labels = None if y is None else y.expand(max(len(za), len(zb), len(zc)) + 1)
-    x = latent.arithmetic_grid(gen.net, za, zb, zc, labels)  # [4, W, *shape]
+    za, zb, zc = (_concept(v, k, args, gen, z_grid, clf) for k, v in specs.items())
+    x = latent.arithmetic_grid(gen.net, za, zb, zc, args.klass)  # [4, W, *shape]
     names = [f"a: {args.a}", f"b: {args.b}", f"c: {args.c}", "c + a - b"]
     report.plot_rows(list(x), names, out, title="latent arithmetic; last column: the means")
     print(f"wrote {out}: rows a, b, c and c + mean(a) - mean(b); means in the last column")
-    if clf_box:  # a classifier picked the concepts: say what it makes of the results
+    if clf is not None:  # a classifier picked the concepts: say what it makes of the results
         from .metrics.classifier import predict
 
         row = torch.cat([x[3, : len(zc)], x[3, -1:]])  # the results without the blank cells
-        said = predict(clf_box[0], row).argmax(1).tolist()
+        said = predict(clf, row).argmax(1).tolist()
         print(f"classifier labels of c + a - b: {' '.join(map(str, said[:-1]))}; mean: {said[-1]}")
     return 0

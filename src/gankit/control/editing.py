@@ -111,15 +111,16 @@ def entanglement(logits_before: Tensor, logits_after: Tensor, target: int) -> Te
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _check(net: nn.Module, classifier: nn.Module, z: Tensor, target: int, y: Tensor | None) -> int:
-    """Shapes and the target's range; returns K, the classifier's number of outputs."""
+def _check(net: nn.Module, classifier: nn.Module, z: Tensor, target: int, y: Tensor | None) -> bool:
+    """Shapes and the target's range, on one sample; returns whether G makes images [N, C, H, W]."""
     if z.dim() != 2 or z.shape[1] != net.z_dim or len(z) == 0:
         raise UserError(f"z must have shape [N >= 1, {net.z_dim}], got {list(z.shape)}")
     with torch.no_grad():
-        k = _logits(classifier, generate(net, z[:1], None if y is None else y[:1])).shape[1]
+        x = generate(net, z[:1], None if y is None else y[:1])  # [1, *shape]
+        k = _logits(classifier, x).shape[1]
     if not 0 <= target < k:
         raise UserError(f"target class must be in 0..{k - 1} for this classifier, got {target}")
-    return k
+    return x.dim() == 4
 
 
 def _logits(classifier: nn.Module, x: Tensor) -> Tensor:
@@ -203,9 +204,7 @@ def _ascend(net, classifier, z0, start, y, target, *, steps, lr, prior_weight, r
     return zv.detach(), taken
 
 
-def _check_shifts(net: nn.Module, z0: Tensor, y: Tensor | None, shifts: int | None) -> int:
-    with torch.no_grad():
-        image = generate(net, z0[:1].cpu(), None if y is None else y[:1].cpu()).dim() == 4
+def _check_shifts(shifts: int | None, image: bool) -> int:
     if shifts is None:
         return 4 if image else 0
     if shifts < 0 or (shifts and not image):
@@ -251,7 +250,7 @@ def edit_optimize(
     the tries allow. A sample keeps the first try that succeeds, else its most probable one.
     """
     y = check_labels(net, len(z), labels)
-    _check(net, classifier, z, target, y)
+    shifts = _check_shifts(shifts, image=_check(net, classifier, z, target, y))
     if steps < 0 or not lr > 0:
         raise UserError(f"steps must be >= 0 and lr > 0, got steps={steps}, lr={lr}")
     if restarts < 0:
@@ -260,7 +259,6 @@ def edit_optimize(
     device = next(net.parameters()).device
     z0 = z.detach().float().to(device)
     y = y.to(device) if y is not None else None
-    shifts = _check_shifts(net, z0, y, shifts)
     opts = dict(steps=steps, lr=lr, prior_weight=prior_weight, radius=radius,
                 stop_prob=stop_prob, optimizer=optimizer, shifts=shifts,
                 shift_rng=torch.Generator().manual_seed(seed))  # fmt: skip

@@ -187,14 +187,14 @@ def arithmetic(
 
 
 def arithmetic_grid(
-    net: nn.Module, za: Tensor, zb: Tensor, zc: Tensor, labels: Tensor | None = None
+    net: nn.Module, za: Tensor, zb: Tensor, zc: Tensor, label: int | None = None
 ) -> Tensor:
     """Images ``[4, W, *shape]`` of ``a - b + c``, ``W = max(len) + 1``, one row per concept:
 
     rows 0-2 are the samples of a, b and c, each row's mean code in its last column; row 3 applies
     the attribute vector ``mean(a) - mean(b)`` to every c sample (under it), and in the last column
     to ``mean(c)``: Radford et al.'s ``mean(a) - mean(b) + mean(c)``. Blank cells are black.
-    ``labels``: the one class of a conditional G, or None."""
+    ``label``: the one class of a conditional G, or None."""
     for name, v in (("a", za), ("b", zb), ("c", zc)):
         if v.dim() != 2 or len(v) == 0 or v.shape[1] != za.shape[1]:
             raise UserError(
@@ -206,8 +206,7 @@ def arithmetic_grid(
     rows.append(rows[2] + attribute)  # c_i + (a - b), then mean(c) + (a - b)
     out = []
     for codes in rows:
-        y = None if labels is None else labels[: len(codes)]
-        x = generate(net, codes, y)  # [len + 1, *shape]
+        x = generate(net, codes, check_labels(net, len(codes), label))  # [len + 1, *shape]
         pad = torch.full((w - len(x), *x.shape[1:]), -1.0)  # blank (black) cells
         out.append(torch.cat([x[:-1], pad, x[-1:]]))  # the mean in the last column
     return torch.stack(out)  # [4, W, *shape]
