@@ -186,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * check_info['test_accuracy']:.2f}%", flush=True)  # fmt: skip
     d = _discriminator(run)
     src = build_source(DataConfig(name="mnist", root=root, download=root is None), "test")
-    idx = torch.randperm(len(src), generator=torch.Generator().manual_seed(2024))[: args.n_ref]
-    real, _ = src.batch(idx)  # [n_ref, 1, 28, 28]
+    real, _ = src.sample(args.n_ref, torch.Generator().manual_seed(2024))  # [n_ref, 1, 28, 28]
 
     common = {"max_distance": args.max_distance, "stop_prob": args.stop_prob}
     opts = {

@@ -158,8 +158,11 @@ def test_data_root_precedence(monkeypatch, tmp_path):
     assert resolve_root(str(tmp_path / "cfg")) == tmp_path / "cfg"
     assert resolve_root(None) == tmp_path / "env"
     monkeypatch.delenv("GANKIT_DATA")
+    monkeypatch.delenv("GANKIT_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert resolve_root(None) == tmp_path / "xdg" / "gankit" / "data"
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))  # gankit's one cache folder
+    assert resolve_root(None) == tmp_path / "cache" / "data"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -53,9 +53,15 @@ def test_bad_eval_config_fails_before_training(tmp_path, over, msg):
 def test_evaluate_a_ring_run_writes_json_with_protocols(tmp_path):
     run = _train(tmp_path, "train.steps=400", "log.every=100")
     res = evaluate(run.dir, "modes,energy", seed=1)
-    # the evaluation and the trainer's own summary score the same generator by one protocol
-    assert res["n_modes"] == 8 and 0 <= res["modes_captured"] <= 8
-    assert 0 <= res["high_quality"] <= 1 and res["energy_distance"] < 1.0
+    # the evaluation is the 2-D protocol on the run's generator with the given seed
+    from gankit.data import build_source
+    from gankit.metrics.modes import mode_coverage
+
+    g, ring = gankit.load_generator(run.dir), build_source(run.config.data)
+    want = mode_coverage(g.sample(2500, seed=1), ring.modes, ring.std)
+    for key in ("n_modes", "modes_captured", "high_quality", "reverse_kl"):
+        assert res[key] == want[key], key
+    assert res["energy_distance"] < 1.0
     assert res["protocols"]["modes"]["n_fake"] == 2500
     assert res["protocols"]["energy"]["reference"].startswith("ring-sampled-2500")
     assert res["step"] == 400
@@ -202,7 +208,16 @@ def test_stacked_mnist_modes_through_evaluate(tmp_path, data_root, mnist_cgan):
     over += ["model.width=8", "train.steps=2", "train.batch_size=16", "log.n_samples=4"]
     run = gankit.train("stacked-mnist-dcgan", over)
     res = evaluate(run.dir, "modes", n=200, data_root=str(data_root))
-    assert 1 <= res["stacked_modes"] <= 200 and 0 <= res["stacked_kl"] <= 6.91  # log 1000
+    from gankit.metrics.classifier import load_classifier
+    from gankit.metrics.stacked_mnist import generator_modes
+
+    # the same count as the metric itself on the run's generator, its n and its seed
+    want = generator_modes(gankit.load_generator(run.dir), load_classifier("mnist"), n=200, seed=0)
+    assert (res["stacked_modes"], res["stacked_kl"]) == (want["modes"], want["kl"])
     assert res["protocols"]["modes"]["n_fake"] == 200
+    with pytest.raises(UserError, match="classify whole 1-channel images"):
+        evaluate(run.dir, "coverage", n=20, data_root=str(data_root))
+    with pytest.raises(UserError, match="classify whole 1-channel images"):  # before any training
+        gankit.train("stacked-mnist-dcgan", [*over, "eval.every=1", "eval.metrics=cfid"])
     with pytest.raises(UserError, match="Stacked MNIST protocol"):
         evaluate(mnist_cgan.dir, "modes", n=20, data_root=str(data_root))

@@ -87,6 +87,12 @@ def _check_kind(cfg: Config, kind: str, names: list[str]) -> None:
             f"modes on images is the Stacked MNIST protocol, but this generator was trained on "
             f"{cfg.data.name}; use coverage for class coverage"
         )
+    per_image = [n for n in names if n in CLASSIFIER]
+    if per_image and cfg.data.name == "stacked-mnist":
+        raise UserError(
+            f"{', '.join(per_image)} classify whole 1-channel images, but Stacked MNIST images "
+            "hold three digits; use modes (a digit per channel) or fid"
+        )
     wants_classifier = [n for n in names if n in CLASSIFIER or n == "modes"]
     if wants_classifier and cfg.data.name not in CLASSIFIER_FOR:
         raise UserError(
@@ -117,20 +123,11 @@ def _reference(cfg: Config, opts: Options, n: int) -> tuple[Tensor, str]:
 
     data = dataclasses.replace(cfg.data, root=opts.data_root or cfg.data.root, classes=False)
     source = build_source(data, opts.ref)
-    size = len(source) if source.kind == "image" else None
-    g = torch.Generator().manual_seed(REF_SEED)
-    if size is None:  # toy data: sampled on the fly
-        x, _ = source.sample(n, g)
+    x, _ = source.sample(n, torch.Generator().manual_seed(REF_SEED))  # [n, ...]
+    if source.kind != "image":  # toy data: sampled on the fly
         return x, f"{cfg.data.name}-sampled-{n}-seed{REF_SEED}"
-    if n > size:
-        raise UserError(
-            f"the {opts.ref} split of {cfg.data.name} has {size} images, fewer than n={n}; "
-            "lower --n"
-        )
-    idx = torch.arange(size) if n == size else torch.randperm(size, generator=g)[:n]
-    x, _ = source.batch(idx)  # [n, C, H, W] in [-1, 1]
     shape = "x".join(map(str, x.shape[1:]))
-    subset = "all" if n == size else f"seed{REF_SEED}"
+    subset = "all" if n == len(source) else f"seed{REF_SEED}"
     return x, f"{cfg.data.name}-{opts.ref}-{n}-{shape}-{subset}"
 
 
@@ -140,6 +137,26 @@ def _count(name: str, opts: Options) -> int:
             raise UserError(f"--n must be at least 2, got {opts.n}")
         return opts.n
     return DEFAULT_N["inception" if name in INCEPTION else name]
+
+
+class _Draws:
+    """The generated samples (seed ``opts.seed``) and reference samples of one evaluation, drawn
+    once per count and shared by every metric that asks for that many."""
+
+    def __init__(self, generator, opts: Options):
+        self.generator, self.opts = generator, opts
+        self._fake: dict[int, Tensor] = {}
+        self._real: dict[int, tuple[Tensor, str]] = {}
+
+    def fake(self, n: int) -> Tensor:
+        if n not in self._fake:
+            self._fake[n] = self.generator.sample(n, seed=self.opts.seed)
+        return self._fake[n]
+
+    def real(self, n: int) -> tuple[Tensor, str]:
+        if n not in self._real:
+            self._real[n] = _reference(self.generator.config, self.opts, n)
+        return self._real[n]
 
 
 def evaluate_generator(generator, names: Iterable[str], opts: Options | None = None) -> dict:
@@ -154,23 +171,24 @@ def evaluate_generator(generator, names: Iterable[str], opts: Options | None = N
     _check_kind(cfg, generator.kind, names)
     out: dict[str, Any] = {}
     protocols: dict[str, Any] = {}
+    draws = _Draws(generator, opts)
     if generator.kind != "image":
-        _toy_metrics(generator, names, opts, out, protocols)
+        _toy_metrics(draws, names, opts, out, protocols)
     else:
         inception = [n for n in names if n in INCEPTION]
         if inception:
-            _inception(generator, inception, opts, out, protocols)
+            _inception(draws, inception, opts, out, protocols)
         if any(n in CLASSIFIER or n == "modes" for n in names):
-            _classifier_metrics(generator, names, opts, out, protocols)
+            _classifier_metrics(draws, names, opts, out, protocols)
     out["protocols"] = protocols
     return out
 
 
-def _toy_metrics(generator, names, opts, out, protocols) -> None:
+def _toy_metrics(draws: _Draws, names, opts, out, protocols) -> None:
     from .metrics.distances import energy_distance
     from .metrics.modes import mode_coverage
 
-    cfg = generator.config
+    generator, cfg = draws.generator, draws.generator.config
     if "modes" in names:
         from .data import build_source
 
@@ -179,25 +197,24 @@ def _toy_metrics(generator, names, opts, out, protocols) -> None:
         if modes is None or generator.shape != (2,):
             raise UserError(f"modes needs a 2-D mixture (ring or grid), not {cfg.data.name}")
         n = opts.n or MODES2D_N
-        cov = mode_coverage(generator.sample(n, seed=opts.seed), modes, source.std)
+        cov = mode_coverage(draws.fake(n), modes, source.std)
         for k in ("modes_captured", "n_modes", "high_quality", "reverse_kl"):
             out[k] = cov[k]
         protocols["modes"] = {"protocol": cov["protocol"], "n_fake": n, "seed": opts.seed}
     if "energy" in names:
         n = _count("energy", opts)
-        real, key = _reference(cfg, opts, n)
-        out["energy_distance"] = energy_distance(generator.sample(n, seed=opts.seed), real)
+        real, key = draws.real(n)
+        out["energy_distance"] = energy_distance(draws.fake(n), real)
         protocols["energy"] = {"n_fake": n, "n_real": n, "reference": key, "seed": opts.seed}
 
 
-def _inception(generator, names, opts, out, protocols) -> None:
+def _inception(draws: _Draws, names, opts, out, protocols) -> None:
     from .metrics import fidelity
 
     n = _count("fid", opts)
-    real, key = _reference(generator.config, opts, n)
-    fake = generator.sample(n, seed=opts.seed)
+    real, key = draws.real(n)
     res = fidelity.inception_metrics(
-        fake,
+        draws.fake(n),
         real,
         metrics=set(names),
         real_key=key,
@@ -210,23 +227,21 @@ def _inception(generator, names, opts, out, protocols) -> None:
     out.update(res)
 
 
-def _classifier_metrics(generator, names, opts, out, protocols) -> None:
-
+def _classifier_metrics(draws: _Draws, names, opts, out, protocols) -> None:
     from .metrics import classifier as clf_mod
 
-    cfg = generator.config
+    generator, cfg = draws.generator, draws.generator.config
     data = CLASSIFIER_FOR[cfg.data.name]
     clf = clf_mod.load_classifier(data, opts.data_root or cfg.data.root, device=opts.device)
     base = {"classifier": data, "seed": opts.seed}
     if "cfid" in names:
         n = _count("cfid", opts)
-        real, key = _reference(cfg, opts, n)
-        fake = generator.sample(n, seed=opts.seed)
-        out["cfid"] = clf_mod.classifier_fid(fake, real, clf)["classifier_fid"]
+        real, key = draws.real(n)
+        out["cfid"] = clf_mod.classifier_fid(draws.fake(n), real, clf)["classifier_fid"]
         protocols["cfid"] = {**base, "n_fake": n, "n_real": n, "reference": key}
     if "coverage" in names:
         n = _count("coverage", opts)
-        cov = clf_mod.class_coverage(clf_mod.predict(clf, generator.sample(n, seed=opts.seed)))
+        cov = clf_mod.class_coverage(clf_mod.predict(clf, draws.fake(n)))
         out["class_entropy"] = cov["class_entropy"]
         out["class_entropy_max"] = cov["class_entropy_max"]
         out["class_histogram"] = cov["class_histogram"]

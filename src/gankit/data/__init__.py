@@ -83,13 +83,14 @@ def check_batch_size(batch_size: int) -> None:
 
 
 def data_root(cfg_root: str | None) -> Path:
-    """Where data sets live: ``cfg_root``, else ``$GANKIT_DATA``, else the user's cache folder."""
+    """Where data sets live: ``cfg_root``, else ``$GANKIT_DATA``, else ``<gankit cache>/data``."""
     if cfg_root:
         return Path(cfg_root).expanduser()
     if os.environ.get("GANKIT_DATA"):
         return Path(os.environ["GANKIT_DATA"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache).expanduser() / "gankit" / "data"
+    from ..cache import cache_dir
+
+    return cache_dir("data")
 
 
 def build_source(cfg: DataConfig, split: str = "train") -> Source:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..data.stacked import NUM_MODES, triple_labels
 from ..errors import UserError
 from ..registry import METRICS
 from .classifier import DigitClassifier, predict
@@ -22,8 +23,6 @@ from .modes import reverse_kl_uniform
 
 PROTOCOL = "Stacked MNIST: 3 channels classified by an MNIST CNN, modes of 1,000, KL to uniform"
 PROTOCOL_N = 26_000  # samples the protocol draws
-NUM_MODES = 1000
-_PLACE = torch.tensor([100, 10, 1])  # digit triple (r, g, b) -> mode 100 r + 10 g + b
 
 
 def _check_stacks(images: Tensor) -> None:
@@ -46,7 +45,7 @@ def stack_modes(images: Tensor, classifier: DigitClassifier, batch: int = 500) -
     _check_stacks(images)
     n = len(images)
     digits = predict(classifier, images.reshape(n * 3, 1, 28, 28), batch).argmax(1)  # [3N]
-    return (digits.view(n, 3) * _PLACE).sum(1)  # [N]
+    return triple_labels(digits.view(n, 3))  # [N]
 
 
 def _summary(modes: Tensor) -> dict[str, Any]:
