@@ -176,6 +176,7 @@ def test_crash_while_saving_keeps_last_good_checkpoint(tmp_path, monkeypatch):
         checkpoint.save_atomic({"x": 1}, good)
     assert good.read_bytes() == before
     checkpoint.load(good)  # still loads
+    assert not list(good.parent.glob(".*.tmp"))  # and the half-written temporary is gone
 
 
 def test_nan_loss_stops_with_message_and_keeps_checkpoint(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ from . import config as config_mod
 from . import variants  # noqa: F401  (registers the variants to rebuild nets)
 from .config import Config
 from .errors import UserError
+from .files import atomic_path
 from .registry import VARIANTS
 from .training import checkpoint
 
@@ -153,7 +154,6 @@ def export(path: str | Path, out: str | Path) -> Path:
     out = Path(out)
     if out.suffix != ".safetensors":
         raise UserError(f"export file must end in .safetensors, got {out.name}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "shape": list(gen.shape),
         "num_classes": gen.num_classes,
@@ -161,17 +161,13 @@ def export(path: str | Path, out: str | Path) -> Path:
         "sampler_player": _sampler_player(gen.config),
     }
     state = {k: v.contiguous() for k, v in gen.net.state_dict().items()}
-    tmp = out.with_name(f".{out.name}.tmp")
-    save_file(
-        state,
-        str(tmp),
-        metadata={
-            "format": EXPORT_FORMAT,
-            "meta": json.dumps(meta),
-            "config": json.dumps(gen.config.to_dict()),
-        },
-    )
-    tmp.replace(out)
+    metadata = {
+        "format": EXPORT_FORMAT,
+        "meta": json.dumps(meta),
+        "config": json.dumps(gen.config.to_dict()),
+    }
+    with atomic_path(out) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
     return out
 
 

@@ -294,10 +294,10 @@ def evaluate(
     if out is None and path.is_dir():
         out = path / "eval" / f"step_{generator.step:07d}.json"
     if out is not None:
+        from .files import atomic_path
+
         out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        tmp.replace(out)
+        with atomic_path(out) as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n")
         result["written"] = str(out)
     return result

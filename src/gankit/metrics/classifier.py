@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from torch import Tensor, nn
 
 from ..cache import cache_dir
 from ..errors import UserError
+from ..files import atomic_path
 from ..registry import METRICS
 from .frechet import frechet_distance_features
 
@@ -260,15 +260,10 @@ def save_classifier(model: DigitClassifier, data: str, info: dict[str, Any] | No
     from safetensors.torch import save_file
 
     path = classifier_path(data)
-    path.parent.mkdir(parents=True, exist_ok=True)
     info = {**(info if info is not None else model.info), "format": FORMAT, "data": data}
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: no clobbering
-    try:
+    with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={"format": FORMAT, "info": json.dumps(info)})
-        os.replace(tmp, path)  # atomic: a reader sees the old file or the new one
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

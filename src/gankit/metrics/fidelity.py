@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import re
 import time
@@ -38,6 +37,7 @@ from torch_fidelity.metric_prc import prc_features_to_metric
 
 from ..cache import cache_dir
 from ..errors import UserError
+from ..files import atomic_path
 from ..registry import METRICS
 from .frechet import frechet_distance_features
 from .inception import RESIZE, Extractor, load_extractor
@@ -152,10 +152,8 @@ def reference_features(
         except (RuntimeError, OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError):
             pass  # a damaged entry is recomputed and overwritten
     feats = extract_features(images, extractor, batch_size=batch_size, device=device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"key": key, "features": feats}, tmp)
-    tmp.replace(path)  # atomic: a reader never sees half a file
+    with atomic_path(path) as tmp:  # a reader never sees half an entry
+        torch.save({"key": key, "features": feats}, tmp)
     return feats, "miss"
 
 

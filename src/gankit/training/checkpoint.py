@@ -15,21 +15,18 @@ from typing import Any
 import torch
 
 from ..errors import UserError
+from ..files import atomic_path
 
 FORMAT = "gankit-checkpoint-1"
 _STEP_RE = re.compile(r"step_(\d+)\.pt$")
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         torch.save(obj, f)
         f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)  # atomic on POSIX and Windows
-    return path
+        os.fsync(f.fileno())  # on disk before the rename makes it the checkpoint
+    return Path(path)
 
 
 def load(path: Path) -> dict[str, Any]:
