@@ -11,6 +11,7 @@ import torch
 from torch.testing import assert_close
 
 import gankit
+from gankit.api import sample_from
 from gankit.data import build_source
 from gankit.errors import UserError
 from gankit.metrics.distances import energy_distance
@@ -232,7 +233,7 @@ def ring_run(tmp_path_factory):
             cfg = _config(tmp_path_factory.mktemp(variant), preset, "seed=0", *over)
             real, _ = build_source(cfg.data).sample(N_EVAL, torch.Generator().manual_seed(5))
             g0 = Trainer(cfg).sampling_net  # the initial G of the run below (same seed)
-            before = energy_distance(gankit.api.sample_from(g0, N_EVAL, seed=3), real)
+            before = energy_distance(sample_from(g0, N_EVAL, seed=3), real)
             run = gankit.train(cfg)
             after = energy_distance(run.sample(N_EVAL, seed=3), real)
             cache[variant] = (run, before, after)
