@@ -32,6 +32,9 @@ def test_parse_metrics():
         parse_metrics("fud")
     with pytest.raises(UserError, match="no metrics given"):
         parse_metrics(" , ")
+    for n in (0, 1):  # one rule for every metric, before anything loads (0 is not "the default")
+        with pytest.raises(UserError, match="--n must be at least 2"):
+            evaluate("no/such/run", "modes", n=n)
 
 
 @pytest.mark.parametrize(

@@ -81,7 +81,8 @@ class LogConfig:
 class EvalConfig:
     every: int = 0  # steps between evaluations while training; 0 = off
     metrics: str = ""  # comma-separated, as for gankit eval: e.g. "cfid,coverage" or "fid,kid"
-    n: int = 2000  # samples per metric while training (a monitor; gankit eval uses the protocol)
+    n: int = 2000  # samples per metric while training, per class for cacc (a monitor; gankit
+    # eval uses each protocol's count)
     inception_weights: str | None = None  # FID weights file (else $GANKIT_INCEPTION_WEIGHTS)
 
 

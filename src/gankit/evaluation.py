@@ -70,6 +70,10 @@ class Options:
     inception_weights: str | None = None
     data_root: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.n is not None and self.n < 2:
+            raise UserError(f"--n must be at least 2, got {self.n}")
+
 
 def _check_kind(cfg: Config, kind: str, names: list[str]) -> None:
     image_only = [n for n in names if n in INCEPTION or n in CLASSIFIER]
@@ -132,9 +136,7 @@ def _reference(cfg: Config, opts: Options, n: int) -> tuple[Tensor, str]:
 
 
 def _count(name: str, opts: Options) -> int:
-    if opts.n is not None:
-        if opts.n < 2:
-            raise UserError(f"--n must be at least 2, got {opts.n}")
+    if opts.n is not None:  # checked by Options
         return opts.n
     return DEFAULT_N["inception" if name in INCEPTION else name]
 
@@ -280,10 +282,10 @@ def evaluate(
     The result (values, protocols, source, step) is written as JSON to ``out``, or, for a run
     folder, to ``<run>/eval/step_<N>.json`` (``N`` the step of its newest checkpoint).
     """
+    opts = Options(n, ref, seed, device, batch_size, inception_weights, data_root)
+    names = parse_metrics(metrics)  # bad input answers before torch loads
     from .api import load_generator
 
-    opts = Options(n, ref, seed, device, batch_size, inception_weights, data_root)
-    names = parse_metrics(metrics)
     t0 = time.perf_counter()
     generator = load_generator(source, device=device)
     result = evaluate_generator(generator, names, opts)
