@@ -166,6 +166,8 @@ def test_ebgan_picks_the_autoencoder_d_and_logs_energies(tmp_path):
     x = torch.randn(5, 2)
     energy = (nets["D"].reconstruct(x) - x).pow(2).mean(1)  # [5]
     assert_close(nets["D"](x), -energy)
+    with pytest.raises(UserError, match="ebgan's autoencoder D is unconditional"):
+        EBGAN(cfg).build_nets((2,), 8)  # a conditional D is not on offer, whatever d_output says
     for row in _rows(gankit.train(cfg).dir):
         assert_close(row["energy_real"], -row["D(x)"])
         assert_close(row["energy_fake"], -row["D(G(z))"])

@@ -178,7 +178,6 @@ def _eval_panel(key: str) -> Callable[[Axes, list[dict]], None]:
     def draw(ax: Axes, rows: list[dict]) -> None:
         steps, values = _series(rows, key)
         _draw(ax, steps, values, key[5:], "C4")
-        ax.plot(steps, values, "o", color="C4", ms=4)
         ax.set_title(f"evaluation: {key[5:]}")
         ax.set_ylabel(key[5:])
 

@@ -20,6 +20,7 @@ import dataclasses
 from torch import nn
 
 from .. import losses
+from ..errors import UserError
 from ..nets import build_discriminator, build_generator
 from ..registry import VARIANTS
 from .base import Batch, LossOut, Variant
@@ -30,6 +31,11 @@ class EBGAN(Variant):
     probabilities = False  # D returns minus an energy
 
     def build_nets(self, shape: tuple[int, ...], num_classes: int) -> dict[str, nn.Module]:
+        if num_classes:  # model.d_output would not help: EBGAN always takes the autoencoder
+            raise UserError(
+                "ebgan's autoencoder D is unconditional; set data.classes=false, or train a "
+                "conditional model with another variant (e.g. train.variant=gan)"
+            )
         d_cfg = dataclasses.replace(self.cfg.model, d_output="autoencoder")
         return {
             "G": build_generator(self.cfg.model, shape, num_classes),
@@ -37,10 +43,8 @@ class EBGAN(Variant):
         }
 
     def loss(self, phase: str, nets: dict[str, nn.Module], batch: Batch) -> LossOut:
-        G, D = nets["G"], nets["D"]
         if phase == "D":
-            fake = G(batch.z).detach()  # [B, *shape]; G is frozen in this phase
-            s_real, s_fake = D(batch.real), D(fake)  # [B], [B]: minus the energies
+            s_real, s_fake, _ = self.d_scores(nets, batch)  # [B], [B]: minus the energies
             e_real, e_fake = -s_real, -s_fake  # [B], [B]
             total = losses.ebgan_d(e_real, e_fake, self.tcfg.margin)
             logs = {
@@ -49,7 +53,8 @@ class EBGAN(Variant):
                 "energy_fake": e_fake.detach().mean(),
             }
             return LossOut(total, {**logs, **self.score_logs(s_real, s_fake)})
-        fake = G(batch.z)  # [B, *shape]
+        G, D = nets["G"], nets["D"]
+        fake = G(batch.z)  # [B, *shape]; the pull-away term needs it, so no g_scores
         total = losses.ebgan_g(-D(fake))
         logs = {}
         if self.tcfg.pt_weight > 0:

@@ -31,6 +31,6 @@ class WGAN(Variant):
     @torch.no_grad()
     def after_step(self, phase: str, nets: dict[str, nn.Module]) -> None:
         if phase == "D":
-            c = self.tcfg.clip
-            for p in nets["D"].parameters():
-                p.clamp_(-c, c)
+            c, params = self.tcfg.clip, list(nets["D"].parameters())
+            torch._foreach_clamp_min_(params, -c)  # one kernel per step, not one per tensor
+            torch._foreach_clamp_max_(params, c)
