@@ -254,7 +254,8 @@ class Trainer:
             device=str(self.device),
             inception_weights=cfg.eval.inception_weights,
         )
-        with _cpu_threads(self._all_threads):  # metric nets are big enough to use them all
+        # metric nets are big enough to use every thread, unless the user chose a count
+        with _cpu_threads(self.cfg.threads or self._all_threads):
             res = evaluation.evaluate_generator(gen, cfg.eval.metrics, opts)
         values = {
             k: v
