@@ -30,6 +30,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d, FeatureExtractorInceptionV3
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
+from conftest import require
 from gankit.api import sample_from
 from gankit.cache import cache_dir
 from gankit.config import DataConfig, ModelConfig
@@ -87,9 +88,7 @@ def fidelity_metrics(fake_dir: Path, real_dir: Path, extractor: str, **kw) -> di
 @pytest.fixture(scope="module")
 def weights(shared_dir: Path) -> Path:
     path = shared_dir / WEIGHTS
-    if not path.is_file():
-        reason = f"FID weights not found at {path}; set GANKIT_SHARED to the shared folder"
-        pytest.fail(reason, pytrace=False) if os.environ.get("CI") else pytest.skip(reason)
+    require(path, "FID weights")
     return path
 
 
@@ -265,12 +264,34 @@ def test_fid_equals_torch_fidelity_on_png_folders(
     assert runs["results"][0.2]["fid"] == pytest.approx(theirs, abs=1e-3)
 
 
-def test_inception_score_with_complete_weights(complete_weights: Path, mnist12: torch.Tensor):
-    r = inception_metrics(mnist12[:10], None, metrics=("is",), weights=complete_weights)
-    assert 1.0 <= r["is"] <= 1008.0 and r["is_std"] >= 0.0  # the fc layer here is random
+def test_inception_score_with_complete_weights(
+    complete_weights: Path, mnist12: torch.Tensor, tmp_path: Path
+):
+    # 20 images, 2 per split (with 1 per split every split scores exactly 1): the 12 digits and
+    # 8 noisy copies, kept on the PNG grid so both pipelines see the same pixels
+    noise = torch.randn(8, *mnist12.shape[1:], generator=torch.Generator().manual_seed(0))
+    x = torch.cat([mnist12, (mnist12[:8] + 0.5 * noise).clamp(-1, 1)])  # [20, 3, H, W]
+    x = to_uint8(x).float() / 127.5 - 1
+    r = inception_metrics(x, None, metrics=("is",), weights=complete_weights, seed=3)
+    assert r["is"] > 1.01  # splits of two images that the random fc layer tells apart
+    # torch-fidelity's own pipeline on the same images as PNGs, same weights, splits and seed
+    theirs = torch_fidelity.calculate_metrics(
+        input1=str(write_pngs(x, tmp_path / "fake")),
+        feature_extractor="inception-v3-compat",
+        feature_extractor_weights_path=str(complete_weights),
+        isc=True,
+        isc_splits=fidelity.ISC_SPLITS,
+        rng_seed=3,
+        cuda=False,
+        save_cpu_ram=True,
+        cache=False,
+        verbose=False,
+    )
+    assert r["is"] == pytest.approx(theirs["inception_score_mean"], rel=1e-4)
+    assert r["is_std"] == pytest.approx(theirs["inception_score_std"], rel=1e-3, abs=1e-5)
     assert r["protocol"]["extractor"] == "inception-v3-compat"
     assert r["protocol"]["feature_layers"] == {"is": "logits_unbiased"}
-    assert r["protocol"]["n_real"] is None and r["protocol"]["n_fake"] == 10
+    assert r["protocol"]["n_real"] is None and r["protocol"]["n_fake"] == 20
 
 
 def test_inception_score_with_the_pool3_file_is_refused(weights: Path) -> None:
