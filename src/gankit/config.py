@@ -8,8 +8,11 @@ embedded default run: the non-saturating GAN (Goodfellow et al. 2014) on the 8-G
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -121,6 +124,9 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+_INT64 = (-(2**63), 2**63 - 1)  # every int key is one torch can take (seeds, counts, sizes)
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check (and gently convert: int -> float, str from the command line) one value."""
     origin = get_origin(tp)
@@ -152,27 +158,36 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value.lower() in ("true", "yes", "1")
         raise UserError(f"{key} must be true or false, got {value!r}")
     if tp is int:
-        if isinstance(value, bool):
+        out = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            out = value
+        elif isinstance(value, str):
+            try:
+                out = int(value)
+            except ValueError:
+                pass
+        if out is None:
             raise UserError(f"{key} must be an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise UserError(f"{key} must be an integer, got {value!r}")
+        if not _INT64[0] <= out <= _INT64[1]:
+            raise UserError(f"{key} must be an integer between -2**63 and 2**63 - 1, got {out}")
+        return out
     if tp is float:
-        if isinstance(value, bool):
-            raise UserError(f"{key} must be a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+        out = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             try:
-                return float(value)
+                out = float(value)
+            except OverflowError:  # an int too large for a float
+                out = math.inf
+        elif isinstance(value, str):
+            try:
+                out = float(value)
             except ValueError:
                 pass
-        raise UserError(f"{key} must be a number, got {value!r}")
+        if out is None:
+            raise UserError(f"{key} must be a number, got {value!r}")
+        if not math.isfinite(out):
+            raise UserError(f"{key} must be a finite number, got {value!r}")
+        return out
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -180,16 +195,21 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise TypeError(f"unsupported config type {tp!r} for {key}")
 
 
-def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+def _refuse_unknown(cls: type, values: dict[str, Any], prefix: str) -> None:
+    """The one check for unknown keys at one level (shared by ``_build`` and ``check_keys``)."""
     if not isinstance(values, dict):
         raise UserError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {values!r}")
-    hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+    unknown = sorted((k for k in values if k not in names), key=str)
     if unknown:
         raise UserError(
             f"unknown config key {prefix}{unknown[0]}; valid keys here: {', '.join(sorted(names))}"
         )
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    _refuse_unknown(cls, values, prefix)
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name not in values:
@@ -200,6 +220,18 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         else:
             kwargs[f.name] = _coerce(values[f.name], tp, prefix + f.name)
     return cls(**kwargs)
+
+
+def _set_keys(cls: type, values: dict[str, Any], prefix: str) -> list[str]:
+    _refuse_unknown(cls, values, prefix)
+    hints = typing.get_type_hints(cls)
+    keys = []
+    for k, v in values.items():
+        if dataclasses.is_dataclass(hints[k]) and isinstance(v, dict):
+            keys += _set_keys(hints[k], v, f"{prefix}{k}.")
+        else:
+            keys.append(prefix + k)
+    return keys
 
 
 def from_dict(values: dict[str, Any]) -> Config:
@@ -223,22 +255,163 @@ def presets() -> dict[str, Path]:
     return {p.stem: p for p in sorted(PRESET_DIR.glob("*.yaml"))}
 
 
+# ---------------------------------------------------------------------------------------------
+# YAML that refuses a key given twice (PyYAML's SafeLoader silently keeps the last one)
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping gives one key twice; ``key`` is its dotted path, lines are 1-based."""
+
+    def __init__(self, key: str, first_line: int, line: int, mark: yaml.Mark | None):
+        super().__init__(problem=f"duplicate key {key} (first given on line {first_line})")
+        self.problem_mark = mark
+        self.key, self.first_line, self.line = key, first_line, line
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` whose mappings refuse a duplicate key (at any depth).
+
+    A key repeated through a merge (``<<: *base`` then the key itself) is an override, not a
+    duplicate, so each mapping is checked as written, before merge keys are expanded.
+    """
+
+    def __init__(self, stream: Any):
+        super().__init__(stream)
+        self._checked: set[int] = set()
+        self._paths: dict[int, str] = {}  # id(mapping node) -> dotted prefix of its keys
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        stack = [(node, "")]
+        while stack:  # name every mapping by its path, for the error message
+            n, prefix = stack.pop()
+            if id(n) in self._paths:
+                continue
+            self._paths[id(n)] = prefix
+            if isinstance(n, yaml.MappingNode):
+                for k, v in reversed(n.value):
+                    named = isinstance(k, yaml.ScalarNode) and k.tag != _MERGE_TAG
+                    stack.append((v, f"{prefix}{k.value}." if named else prefix))
+            elif isinstance(n, yaml.SequenceNode):
+                stack.extend((item, prefix) for item in reversed(n.value))
+        return super().construct_document(node)
+
+    def _refuse_duplicates(self, node: yaml.Node) -> None:
+        if not isinstance(node, yaml.MappingNode) or id(node) in self._checked:
+            return
+        self._checked.add(id(node))
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: SafeLoader refuses it itself
+                continue
+            if first is not key_node:
+                typed = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key)
+                raise DuplicateKeyError(
+                    self._paths.get(id(node), "") + typed,
+                    first.start_mark.line + 1,
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark,
+                )
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        self._refuse_duplicates(node)  # a merge source is flattened before it is constructed
+        super().flatten_mapping(node)
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        self._refuse_duplicates(node)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_load(text: str) -> Any:
+    """``yaml.safe_load`` with ``StrictLoader``: the one way config.py reads YAML."""
+    loader = StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise UserError(_folder_message(str(path))) from None
     except OSError as e:
         raise UserError(f"cannot read config file {path}: {e.strerror}") from None
     try:
-        values = yaml.safe_load(text) or {}
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(
+            f"config file {path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
+            f"{e.start}); save it as UTF-8 YAML"
+        ) from None
+    try:
+        values = _yaml_load(text)
+    except DuplicateKeyError as e:
+        lines = f"lines {e.first_line} and {e.line}" if e.line != e.first_line else f"line {e.line}"
+        raise UserError(
+            f"config file {path} gives the key {e.key} twice ({lines}); keep one of them"
+        ) from None
     except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(
+            f"config file {path} is not valid YAML ({e.__class__.__name__}{where})"
+        ) from None
+    except (ValueError, RecursionError) as e:  # e.g. an int too long to convert, deep nesting
         raise UserError(f"config file {path} is not valid YAML ({e.__class__.__name__})") from None
+    if values is None:  # an empty file
+        values = {}
     if not isinstance(values, dict):
         raise UserError(f"config file {path} must hold a mapping of keys to values")
     return values
 
 
+def _folder_message(src: str) -> str:
+    inner = Path(src) / "config.yaml"
+    hint = f"pass {inner} to reuse that run's config" if inner.is_file() else "pass a YAML file"
+    return f"{src} is a folder, not a config file; {hint} or a preset name"
+
+
+# ---------------------------------------------------------------------------------------------
+# overrides
+
+
+def _put(out: dict[str, Any], parts: list[str], value: Any, item: str) -> None:
+    """Set ``out[parts[0]]...[parts[-1]] = value``, merging a mapping into one already there."""
+    node = out
+    for i, p in enumerate(parts[:-1]):
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise UserError(
+                f"override {item!r} conflicts with another override of {'.'.join(parts[: i + 1])}"
+            )
+    last = parts[-1]
+    if isinstance(value, dict) and isinstance(node.get(last), dict):
+        node[last] = _merge(node[last], value)
+    else:
+        node[last] = value
+
+
+def _split_key(key: str, item: str) -> list[str]:
+    parts = key.split(".")
+    if "" in parts:
+        raise UserError(f"override {item!r} has an empty part in its key; write e.g. train.steps")
+    return parts
+
+
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["train.steps=100", "seed=3"]`` -> nested dict; values parsed as YAML scalars."""
+    """``["train.steps=100", "seed=3"]`` -> nested dict; values parsed as YAML scalars.
+
+    A later override of the same key wins (as on a command line); a mapping value such as
+    ``train={steps: 5}`` merges with earlier ``train.*`` overrides instead of replacing them.
+    """
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
@@ -246,44 +419,144 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, raw = item.split("=", 1)
         if not key:
             raise UserError(f"override {item!r} has no key; write key=value, e.g. seed=1")
+        parts = _split_key(key, item)
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
+            value = _yaml_load(raw) if raw != "" else ""
+        except DuplicateKeyError as e:
+            raise UserError(
+                f"override {item!r} gives the key {key}.{e.key} twice; keep one of them"
+            ) from None
+        except (yaml.YAMLError, ValueError, RecursionError):
             value = raw
-        node = out
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise UserError(f"override {item!r} conflicts with another override of {p}")
-        node[parts[-1]] = value
+        _put(out, parts, value, item)
     return out
 
 
-def load(source: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """A preset name, a YAML path or None (the embedded default), then ``key=value`` overrides.
-
-    A preset or file that omits a key keeps the embedded default for it; a preset's ``name``
-    defaults to the preset's own name, so runs of different presets don't share a folder.
-    """
-    values: dict[str, Any] = {}
-    if source is not None:
-        src = str(source)
-        known = presets()
-        if src in known:
-            values = {"name": src, **_read_yaml(known[src])}
-        elif src.endswith((".yaml", ".yml")) or Path(src).exists():
-            if not Path(src).is_file():
-                raise UserError(
-                    f"config file {src} does not exist; pass a preset name or a YAML path"
-                )
-            values = {"name": Path(src).stem, **_read_yaml(Path(src))}
-        else:
+def _dict_overrides(values: Mapping[Any, Any], prefix: str, out: dict[str, Any]) -> None:
+    for key, value in values.items():
+        if not isinstance(key, str) or not key:
             raise UserError(
-                f"unknown preset {src!r}; choose one of: {', '.join(known)} (or a .yaml path)"
+                f"override keys must be non-empty strings such as 'train.steps', got {key!r}"
             )
-    values = _merge(values, parse_overrides(overrides or []))
-    return from_dict(values)
+        dotted = prefix + key
+        parts = _split_key(dotted, dotted)
+        if isinstance(value, Mapping):
+            if value:
+                _dict_overrides(value, dotted + ".", out)
+            else:  # an empty mapping sets nothing, but a non-mapping key still refuses it
+                _put(out, parts, {}, dotted)
+            continue
+        node: Any = out
+        for p in parts[:-1]:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict) and parts[-1] in node:
+            raise UserError(f"overrides give {dotted} twice; keep one of them")
+        _put(out, parts, value, dotted)
+
+
+def normalize_overrides(overrides: Any) -> dict[str, Any]:
+    """Overrides in any accepted form -> one nested dict, ready to merge into a config.
+
+    - ``None``: no overrides.
+    - a list or tuple of ``key=value`` strings, as on the command line (values parsed as YAML
+      scalars; a later override of the same key wins).
+    - one string: one or more ``key=value`` items separated by whitespace (``"train.steps=10
+      seed=1"``); a value that holds a space needs the list form.
+    - a dict with nested or dotted keys (``{"train": {"steps": 10}}``, ``{"train.steps": 10}``,
+      or both); its values are Python values (not parsed as YAML), and a key given twice (e.g.
+      ``train.steps`` both nested and dotted) is an error.
+    """
+    if overrides is None:
+        return {}
+    if isinstance(overrides, str):
+        return parse_overrides(overrides.split())
+    if isinstance(overrides, (list, tuple)):
+        for item in overrides:
+            if not isinstance(item, str):
+                raise UserError(
+                    f"overrides must be key=value strings, got {item!r} "
+                    f"({type(item).__name__}) in the {type(overrides).__name__}"
+                )
+        return parse_overrides(list(overrides))
+    if isinstance(overrides, Mapping):
+        out: dict[str, Any] = {}
+        _dict_overrides(overrides, "", out)
+        return out
+    raise UserError(
+        "overrides must be a list of key=value strings, one such string or a dict, "
+        f"got {type(overrides).__name__}"
+    )
+
+
+def check_keys(overrides: Any) -> list[str]:
+    """Refuse an unknown key in ``overrides`` (any form ``normalize_overrides`` takes) with the
+    usual ``unknown config key ...`` error; return the dotted keys they set, in order.
+
+    Only the keys are checked, not the values: ``resume`` calls it to report a mistyped key
+    before it says which keys may not change.
+    """
+    return _set_keys(Config, normalize_overrides(overrides), "")
+
+
+def with_overrides(cfg: Config, overrides: Any) -> Config:
+    """A new, validated Config: ``cfg`` with ``overrides`` (any form ``normalize_overrides``
+    takes) applied; ``cfg`` itself is left unchanged."""
+    if not isinstance(cfg, Config):
+        raise UserError(f"with_overrides takes a Config, got {type(cfg).__name__}; use load()")
+    return from_dict(_merge(cfg.to_dict(), normalize_overrides(overrides)))
+
+
+# ---------------------------------------------------------------------------------------------
+# load
+
+
+def _source_values(source: Any) -> dict[str, Any]:
+    if source is None:
+        return {}
+    if isinstance(source, Config):
+        return source.to_dict()
+    if isinstance(source, Mapping):
+        return dict(source)
+    if not isinstance(source, (str, os.PathLike)):
+        raise UserError(
+            "the config source must be a preset name, a YAML path, a dict, a Config or None, "
+            f"got {type(source).__name__}"
+        )
+    src = os.fspath(source)
+    if not isinstance(src, str):
+        raise UserError(f"the config path must be text, got {type(src).__name__}")
+    if not src:
+        raise UserError("the config source is empty; pass a preset name or a YAML path")
+    known = presets()
+    if src in known:
+        return {"name": src, **_read_yaml(known[src])}
+    path = Path(src)
+    if path.is_dir():
+        raise UserError(_folder_message(src))
+    if src.endswith((".yaml", ".yml")) or path.exists():
+        if not path.exists():
+            raise UserError(f"config file {src} does not exist; pass a preset name or a YAML path")
+        if not path.is_file():
+            raise UserError(
+                f"config file {src} is not a regular file; pass a preset name or a YAML path"
+            )
+        return {"name": path.stem, **_read_yaml(path)}
+    raise UserError(f"unknown preset {src!r}; choose one of: {', '.join(known)} (or a .yaml path)")
+
+
+def load(source: Any = None, overrides: Any = None) -> Config:
+    """A config from ``source``, then ``overrides`` on top; always validated.
+
+    ``source`` is a preset name, a YAML path, a dict holding a whole config (checked as strictly
+    as a YAML file: nested mappings, no dotted keys), a ``Config``, or None (the embedded
+    default). A preset or file that omits a key keeps the embedded default for it; a preset's
+    ``name`` defaults to the preset's own name and a file's to its stem, so runs of different
+    presets don't share a folder. A dict without ``name`` keeps the embedded default name, as
+    ``load(None, ...)`` does. ``overrides`` is any form ``normalize_overrides`` takes: a list of
+    ``key=value`` strings, one string of whitespace-separated ``key=value`` items, or a dict.
+    """
+    values = _source_values(source)
+    return from_dict(_merge(values, normalize_overrides(overrides)))
 
 
 def validate(cfg: Config) -> None:
@@ -332,12 +605,35 @@ def validate(cfg: Config) -> None:
             raise UserError(f"{key} must be in [0, 1), got {v}")
     if not 0 <= cfg.train.ema < 1:
         raise UserError(f"train.ema must be in [0, 1) (0 turns it off), got {cfg.train.ema}")
+    if not 0 <= cfg.model.leak < 1:
+        raise UserError(f"model.leak must be in [0, 1) (0 is a plain ReLU), got {cfg.model.leak}")
+    for key, v in {"train.clip": cfg.train.clip, "train.margin": cfg.train.margin}.items():
+        if not v > 0:
+            raise UserError(f"{key} must be positive, got {v}")
+    for key, v in {
+        "train.gp_weight": cfg.train.gp_weight,
+        "train.pt_weight": cfg.train.pt_weight,
+    }.items():
+        if v < 0:
+            raise UserError(f"{key} must be 0 (off) or positive, got {v}")
     if cfg.data.channels not in (1, 3):
         raise UserError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
     if not cfg.name or "/" in cfg.name or cfg.name in (".", ".."):
         raise UserError(f"name must be a plain folder name, got {cfg.name!r}")
+    paths = {
+        "name": cfg.name,
+        "out": cfg.out,
+        "data.root": cfg.data.root,
+        "data.path": cfg.data.path,
+        "eval.inception_weights": cfg.eval.inception_weights,
+    }
+    for key, v in paths.items():
+        if v is not None and "\0" in v:
+            raise UserError(f"{key} holds a NUL character, which no path can; got {v!r}")
     dev = cfg.device
+    n = dev[5:]
     if not (
-        dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit())
+        dev in ("auto", "cpu", "cuda", "mps")
+        or (dev.startswith("cuda:") and n.isascii() and n.isdigit())
     ):
         raise UserError(f"device must be auto, cpu, cuda, cuda:N or mps, got {dev!r}")
