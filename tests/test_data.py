@@ -1,21 +1,28 @@
 """Data sources: toy mixtures (exact modes, moments, densities), MNIST-like IDX files, image
-folders, seeded samplers that resume exactly, and one-line errors for missing or corrupt data."""
+folders (16-bit PNGs too), seeded samplers that resume exactly, and one-line errors for missing or
+corrupt data, mistyped data roots, failed downloads and data sets smaller than a batch."""
 
 from __future__ import annotations
 
 import gzip
 import io
 import math
+import os
+import struct
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torch.testing import assert_close
 
 from gankit.config import DataConfig
-from gankit.data import ImageSource, build_source
+from gankit.data import ImageSource, build_source, check_fits
 from gankit.data import data_root as resolve_root
+from gankit.data.images import to_8bit
+from gankit.data.stacked import StackedSource
 from gankit.data.toy import ToySource
 from gankit.errors import UserError
 from gankit.registry import DATASETS
@@ -239,6 +246,67 @@ def test_mnist_download_fails_offline(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="download failed") as err:
         build_source(cfg, "test")
     assert str(tmp_path / "MNIST" / "raw") in str(err.value) and "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []  # torchvision made MNIST/raw/; the failure removed it
+
+
+def test_explicit_data_root_must_exist(tmp_path, monkeypatch):
+    typo = tmp_path / "typo"
+    cfg = DataConfig(name="mnist", root=str(typo), download=True)
+    with pytest.raises(UserError) as err:
+        build_source(cfg, "test")
+    assert str(err.value) == (
+        f"data root {typo} does not exist; create it first or fix data.root (--data-dir)"
+    )
+    assert not typo.exists()
+    monkeypatch.setenv("GANKIT_DATA", str(typo))
+    with pytest.raises(UserError, match=r"does not exist; create it first or fix \$GANKIT_DATA"):
+        build_source(DataConfig(name="fashion-mnist", download=True), "train")
+    assert not typo.exists()
+    typo.write_text("a file")
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        build_source(DataConfig(name="mnist", root=str(typo), download=True), "test")
+
+
+def fail_download(monkeypatch, error: BaseException) -> None:
+    """MNIST downloads create their folders, leave a partial .gz, then fail with ``error``."""
+    from torchvision.datasets import MNIST
+
+    def download(self):
+        os.makedirs(self.raw_folder, exist_ok=True)
+        Path(self.raw_folder, "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b partial")
+        raise error
+
+    monkeypatch.setattr(MNIST, "download", download)
+
+
+@pytest.mark.parametrize("error", [OSError("connection reset"), KeyboardInterrupt()])
+def test_failed_download_leaves_no_folders(tmp_path, monkeypatch, error):
+    fail_download(monkeypatch, error)
+    (tmp_path / "other").mkdir()  # the root's own content stays
+    cfg = DataConfig(name="mnist", root=str(tmp_path), download=True)
+    with pytest.raises(UserError if isinstance(error, OSError) else KeyboardInterrupt) as err:
+        build_source(cfg, "test")
+    if isinstance(error, OSError):
+        assert "download failed (connection reset)" in str(err.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["other"]
+
+
+def test_failed_download_keeps_files_that_were_there(data_root, tmp_path, monkeypatch):
+    raw = link_split(data_root, tmp_path, ["t10k-labels-idx1-ubyte.gz"])
+    fail_download(monkeypatch, OSError("timed out"))
+    with pytest.raises(UserError, match="t10k-images-idx3-ubyte.gz and the download failed"):
+        build_source(DataConfig(name="mnist", root=str(tmp_path), download=True), "test")
+    assert [p.name for p in raw.iterdir()] == ["t10k-labels-idx1-ubyte.gz"]  # partial .gz gone
+
+
+def test_default_root_may_be_created(tmp_path, monkeypatch):
+    monkeypatch.delenv("GANKIT_DATA", raising=False)
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    fail_download(monkeypatch, OSError("no network"))
+    with pytest.raises(UserError, match="download failed") as err:
+        build_source(DataConfig(name="mnist", download=True), "test")
+    assert str(tmp_path / "cache" / "data" / "MNIST" / "raw") in str(err.value)
+    assert list(tmp_path.iterdir()) == []  # the cache folders the download made are gone too
 
 
 def test_only_the_split_needs_its_files(data_root, tmp_path):
@@ -352,3 +420,113 @@ def test_sample_more_than_split(tmp_path):
     write_image(tmp_path / "a.png", (8, 8), "RGB")
     with pytest.raises(UserError, match="has 1 images"):
         build_source(folder_cfg(tmp_path)).sample(2)
+
+
+def save_png16(path: Path, values: np.ndarray) -> None:
+    """A 16-bit PNG written by hand: ``values`` uint16 [H, W] (gray) or [H, W, 3] (RGB), since PIL
+    writes 16-bit grayscale PNGs but not 16-bit RGB ones."""
+    h, w = values.shape[:2]
+    color_type = 0 if values.ndim == 2 else 2
+    rows = b"".join(b"\x00" + values[i].astype(">u2").tobytes() for i in range(h))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+# 16x16 16-bit gradients whose high bytes are 0..255: 257 k (0..65535, exact multiples) and
+# 256 k + 255 (the largest value of each high byte, where rounding v / 257 would give k + 1)
+GRADIENTS = [np.arange(256, dtype=np.uint16) * 257, np.arange(256, dtype=np.uint16) * 256 + 255]
+HIGH_BYTES = torch.arange(256, dtype=torch.uint8).view(16, 16)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_folder_16bit_gray_png(tmp_path, channels):
+    for name, values in zip(("a.png", "b.png"), GRADIENTS, strict=True):
+        Image.fromarray(values.reshape(16, 16)).save(tmp_path / name)  # PIL writes 16-bit gray
+        with Image.open(tmp_path / name) as img:
+            assert img.mode == "I;16"  # a real 16-bit file, not 8 bits
+    source = build_source(folder_cfg(tmp_path, size=16, channels=channels))
+    assert source.images.shape == (2, channels, 16, 16)
+    for c in range(channels):
+        assert torch.equal(source.images[0, c], HIGH_BYTES)  # not clipped to 255
+        assert torch.equal(source.images[1, c], HIGH_BYTES)  # >> 8, not rounded / 257
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_folder_16bit_rgb_png(tmp_path, channels):
+    gray = GRADIENTS[1].reshape(16, 16)
+    values = (
+        np.stack([gray, gray, gray], -1)
+        if channels == 1
+        else np.stack([gray, gray[::-1], np.full_like(gray, 40_000)], -1)
+    )  # [16, 16, 3]; channels=1 takes R = G = B, so PIL's gray conversion is exact
+    save_png16(tmp_path / "rgb48.png", values)
+    source = build_source(folder_cfg(tmp_path, size=16, channels=channels))
+    assert torch.equal(source.images[0, 0], HIGH_BYTES)
+    if channels == 3:
+        assert torch.equal(source.images[0, 1], HIGH_BYTES.flip(0))
+        assert torch.equal(source.images[0, 2], torch.full((16, 16), 156, dtype=torch.uint8))
+
+
+def test_to_8bit_modes():
+    values = GRADIENTS[1].reshape(16, 16)
+    big_endian = Image.frombytes("I;16B", (16, 16), values.astype(">u2").tobytes())
+    as_int32 = Image.fromarray(values.astype(np.int32))  # mode "I", as older PIL reads 16 bits
+    for img in (big_endian, as_int32, Image.fromarray(values)):
+        out = to_8bit(img)
+        assert out.mode == "L"
+        assert torch.equal(torch.from_numpy(np.asarray(out).copy()), HIGH_BYTES), img.mode
+    odd = Image.fromarray(np.array([[-5, 70_000]], dtype=np.int32))
+    assert np.asarray(to_8bit(odd)).tolist() == [[0, 255]]
+    rgb = Image.new("RGB", (2, 2), (1, 2, 3))
+    assert to_8bit(rgb) is rgb
+
+
+# ---------------------------------------------------------------------------------------------
+# data sets smaller than a batch or a sample grid
+
+
+def test_check_fits_folder(tmp_path):
+    for i in range(5):
+        write_image(tmp_path / f"{i}.png", (8, 8), "RGB", (i, 0, 0))
+    source = build_source(folder_cfg(tmp_path))
+    check_fits(source, 5, 5)  # exactly as many images as a batch and a grid
+    where = f"image folder {tmp_path} holds 5 images"
+    cases = {
+        (8, 4): "fewer than train.batch_size=8; lower train.batch_size to at most 5",
+        (4, 64): "fewer than log.n_samples=64; lower log.n_samples to at most 5",
+        (8, 64): "fewer than train.batch_size=8 and log.n_samples=64; "
+        "lower train.batch_size and log.n_samples to at most 5",
+    }
+    for (batch, grid), why in cases.items():
+        with pytest.raises(UserError) as err:
+            check_fits(source, batch, grid)
+        assert str(err.value) == f"{where}, {why} or add images to the folder"
+
+
+def test_check_fits_idx_and_stacked(idx_sources):
+    source = idx_sources["mnist", "test"]
+    check_fits(source, 10_000, 10_000)
+    with pytest.raises(UserError) as err:
+        check_fits(source, 10_001, 64)
+    assert str(err.value) == (
+        "the test split of mnist holds 10000 images, fewer than train.batch_size=10001; "
+        "lower train.batch_size to at most 10000"
+    )
+    digits = ImageSource("mnist", torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.arange(4), 10)
+    stacked = StackedSource(digits, torch.tensor([[0, 1, 2], [3, 2, 1], [0, 0, 0]]))
+    check_fits(stacked, 3, 3)
+    with pytest.raises(UserError, match="the train split of stacked-mnist holds 3 images"):
+        check_fits(stacked, 2, 4)
+
+
+def test_check_fits_toy_is_endless():
+    check_fits(toy("ring"), 10**9, 10**9)

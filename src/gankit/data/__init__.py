@@ -4,7 +4,8 @@ A ``Source`` is one split of one data set; ``Source.sampler(batch_size, seed)`` 
 ``Sampler`` whose ``state_dict()`` resumes it bit for bit (the trainer stores it in checkpoints),
 and ``Source.sample(n)`` draws real samples for metrics and plots. Images are float32
 ``[N, C, H, W]`` in ``[-1, 1]``; toy data is ``[N, D]``. Every sampler owns its own
-``torch.Generator``: nothing here touches the global RNG.
+``torch.Generator``: nothing here touches the global RNG. ``check_fits`` refuses, before training,
+a finite source with fewer images than a batch or a sample grid.
 
 The data sets themselves live in ``toy.py`` (the 1-D and 2-D Gaussian mixtures of Goodfellow et al.
 2014, Metz et al. 2017 and Srivastava et al. 2017) and ``images.py`` (MNIST, LeCun et al. 1998;
@@ -14,6 +15,7 @@ Fashion-MNIST, Xiao et al. 2017; folders of images); both register in ``registry
 from __future__ import annotations
 
 import os
+from collections.abc import Sized
 from pathlib import Path
 from typing import Any
 
@@ -82,15 +84,52 @@ def check_batch_size(batch_size: int) -> None:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
 
 
-def data_root(cfg_root: str | None) -> Path:
-    """Where data sets live: ``cfg_root``, else ``$GANKIT_DATA``, else ``<gankit cache>/data``."""
-    if cfg_root:
-        return Path(cfg_root).expanduser()
-    if os.environ.get("GANKIT_DATA"):
-        return Path(os.environ["GANKIT_DATA"]).expanduser()
-    from ..cache import cache_dir
+def check_fits(source: Source, batch_size: int, n_samples: int) -> None:
+    """Refuse a finite source with fewer items than one training batch or one sample grid.
 
-    return cache_dir("data")
+    Raises ``UserError`` before training starts, instead of a run that fails at its first sample
+    grid (the mode-collapse check draws ``n_samples`` distinct real images) or trains on batches
+    that repeat images. Sources without a length (toy mixtures, drawn on the fly) always fit.
+    """
+    if not isinstance(source, Sized):
+        return
+    n = len(source)
+    too_big = [
+        f"{key}={value}"
+        for key, value in (("train.batch_size", batch_size), ("log.n_samples", n_samples))
+        if value > n
+    ]
+    if not too_big:
+        return
+    keys = " and ".join(k.split("=")[0] for k in too_big)
+    origin = getattr(source, "origin", None) or f"the {source.split} split of {source.name}"
+    more = " or add images to the folder" if source.name == "folder" else ""
+    raise UserError(
+        f"{origin} holds {n} images, fewer than {' and '.join(too_big)}; "
+        f"lower {keys} to at most {n}{more}"
+    )
+
+
+def data_root(cfg_root: str | None, must_exist: bool = False) -> Path:
+    """Where data sets live: ``cfg_root``, else ``$GANKIT_DATA``, else ``<gankit cache>/data``.
+
+    With ``must_exist`` a root the user named (``cfg_root`` or ``$GANKIT_DATA``) must be an existing
+    folder, so that a mistyped path is refused instead of filled with empty data set folders; the
+    default cache root may be missing (downloads create it).
+    """
+    if cfg_root:
+        root, via = Path(cfg_root).expanduser(), "data.root (--data-dir)"
+    elif os.environ.get("GANKIT_DATA"):
+        root, via = Path(os.environ["GANKIT_DATA"]).expanduser(), "$GANKIT_DATA"
+    else:
+        from ..cache import cache_dir
+
+        return cache_dir("data")
+    if must_exist and not root.is_dir():
+        if root.exists():
+            raise UserError(f"data root {root} is a file, not a folder; fix {via}")
+        raise UserError(f"data root {root} does not exist; create it first or fix {via}")
+    return root
 
 
 def build_source(cfg: DataConfig, split: str = "train") -> Source:
@@ -112,6 +151,7 @@ __all__ = [
     "Source",
     "ToySource",
     "build_source",
+    "check_fits",
     "data_root",
     "images",
     "toy",

@@ -4,12 +4,16 @@ MNIST (LeCun et al. 1998) and Fashion-MNIST (Xiao, Rasul and Vollgraf 2017) are 
 official IDX files that torchvision keeps in ``<root>/MNIST/raw/`` and
 ``<root>/FashionMNIST/raw/`` (gzipped or not); torchvision fetches missing files when online.
 Every file is checked first (md5 of the ``.gz``, IDX magic and size), so a missing, truncated or
-corrupt file is a one-line ``UserError`` naming the file and the fix, never a traceback.
+corrupt file is a one-line ``UserError`` naming the file and the fix, never a traceback. A root
+the user named must exist (a typo is refused, not filled with folders), and a failed download
+removes the partial files and the folders it left.
 ``size`` other than 28 resizes with antialiased bilinear interpolation (the DCGAN nets of Radford
 et al. 2016 want 32 or 64); ``channels=3`` tiles the gray channel (a view: no extra memory).
 
 A ``folder`` is any folder of PNG/JPEG images, resized (short side) and center-cropped to a
-square; class subfolders become labels. Batches are float32 in [-1, 1] via ``x / 127.5 - 1``.
+square; class subfolders become labels. 16-bit images are reduced to 8 bits by keeping the high
+byte (``value >> 8``), as PIL itself does with 16-bit RGB(A) PNGs. Batches are float32 in
+[-1, 1] via ``x / 127.5 - 1``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
@@ -47,6 +52,7 @@ class ImageSource(Source):
     """A whole split in memory: ``images`` uint8 ``[N, C, H, W]``, ``labels`` int64 ``[N]``."""
 
     kind = "image"
+    origin: str | None = None  # where the images came from, for messages; None = split and name
 
     def __init__(
         self,
@@ -56,6 +62,7 @@ class ImageSource(Source):
         num_classes: int,  # 0 when unlabelled
         split: str = "train",
         class_names: list[str] | None = None,  # display names of the labels 0..num_classes-1
+        origin: str | None = None,  # e.g. "image folder /data/cats", for messages
     ):
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError(
@@ -68,6 +75,7 @@ class ImageSource(Source):
         self.num_classes = num_classes
         self.class_names = class_names or [str(i) for i in range(num_classes)]
         self.shape = tuple(images.shape[1:])
+        self.origin = origin
 
     def __len__(self) -> int:
         return len(self.images)
@@ -203,19 +211,50 @@ def _missing_error(title: str, folder: str, raw: Path, missing: list[str], why: 
     )
 
 
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first."""
+    out = []
+    while not path.exists() and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def _undo_download(cls: type, raw: Path, before: set[Path], created: list[Path]) -> None:
+    """After a failed download: delete the partial ``.gz`` files it wrote (md5 not the official
+    one) and the folders it created that are left empty. Files that were there stay."""
+    md5s = dict(cls.resources)
+    for path in set(raw.iterdir() if raw.is_dir() else ()) - before:
+        md5 = md5s.get(path.name)
+        if md5 and path.is_file() and hashlib.md5(path.read_bytes()).hexdigest() != md5:
+            path.unlink(missing_ok=True)
+    for folder in created:  # deepest first
+        try:
+            folder.rmdir()  # only if empty
+        except OSError:
+            break
+
+
 def _ensure_files(cls: type, title: str, root: Path, split: str, download: bool) -> Path:
     """The raw folder once the split's two files are present; download them if allowed."""
     raw = root / cls.__name__ / "raw"
     names = list(_split_files(split).values())
     missing = _raw_status(raw, names)
     if missing and download:
+        created = _missing_dirs(raw)
+        before = set(raw.iterdir()) if raw.is_dir() else set()
+        done = False
         try:
             cls(str(root), train=split == "train", download=True)
+            done = True
         except (OSError, RuntimeError, HTTPException) as e:
             reason = " ".join(str(e).split())[:160] or type(e).__name__
             raise _missing_error(
                 title, cls.__name__, raw, missing, f" and the download failed ({reason})"
             ) from None
+        finally:
+            if not done:  # also on Ctrl-C
+                _undo_download(cls, raw, before, created)
         missing = _raw_status(raw, names)
     if missing:
         raise _missing_error(title, cls.__name__, raw, missing, " (data.download is off)")
@@ -249,7 +288,7 @@ def _read_split(cls: type, raw: Path, split: str) -> tuple[Tensor, Tensor]:
 
 def load_idx_dataset(cls: type, title: str, name: str, cfg: DataConfig, split: str) -> ImageSource:
     """An MNIST-like data set; ``cls`` is its torchvision class (folder name, md5s, classes)."""
-    root = data_root(cfg.root)
+    root = data_root(cfg.root, must_exist=True)
     raw = _ensure_files(cls, title, root, split, cfg.download)
     images, labels = _read_split(cls, raw, split)  # [N, 28, 28], [N]
     images = images[:, None]  # [N, 1, 28, 28]
@@ -285,11 +324,23 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(found)
 
 
+def to_8bit(img: Image.Image) -> Image.Image:
+    """A 16-bit grayscale image (PIL modes "I;16", "I;16B", "I;16L", or "I", as which older PIL
+    reads 16-bit PNGs) -> mode "L" holding ``value >> 8`` (0..65535 -> 0..255, the high byte, as
+    PIL reads 16-bit RGB(A) PNGs); ``convert("L")`` would clip every value above 255 to white.
+    Other modes come back as they are."""
+    if img.mode != "I" and not img.mode.startswith("I;16"):
+        return img
+    values = np.asarray(img).astype(np.int64)  # [H, W], uint16 or int32 in the file
+    high = (np.clip(values, 0, 65535) >> 8).astype(np.uint8)  # [H, W]
+    return Image.fromarray(high)  # mode "L"
+
+
 def load_image(path: Path, size: int, channels: int) -> Tensor:
     """One image file -> uint8 ``[C, size, size]``: short side resized to ``size``, center crop."""
     try:
         with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
+            img = to_8bit(img).convert("L" if channels == 1 else "RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         reason = " ".join(str(e).split())[:120] or type(e).__name__
         raise UserError(
@@ -341,4 +392,5 @@ def folder(cfg: DataConfig, split: str = "train") -> ImageSource:
         )
     labels, names = _folder_labels(root, files)
     images = torch.stack([load_image(f, cfg.size, cfg.channels) for f in files])  # [N, C, S, S]
-    return ImageSource("folder", images, labels, len(names), split, names or None)
+    origin = f"image folder {root}"
+    return ImageSource("folder", images, labels, len(names), split, names or None, origin)
