@@ -266,7 +266,10 @@ def test_cli_unknown_data_is_one_line(capsys):
 
 @pytest.mark.parametrize(
     "flags, message",
-    [(["--epochs", "0"], "epochs must be positive"), (["--device", "gpu0"], "cuda:N")],
+    [
+        (["--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+        (["--device", "gpu0"], "cuda:N"),
+    ],
 )
 def test_cli_bad_flags(tmp_cache, data_root, capsys, flags, message):
     argv = ["classifier", "train", "--data", "mnist", "--data-dir", str(data_root), *flags]

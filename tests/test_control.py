@@ -479,7 +479,7 @@ def test_cli_sample_per_class_grid_and_truncation(cgan_run, mnist_run, tmp_path,
     assert main(["sample", str(mnist_run), "--per-class", "2", "--out", str(out)]) == 2
     assert "conditional model" in _error_line(capsys)
     assert main(["sample", str(mnist_run), "--psi", "1.5", "--out", str(out)]) == 2
-    assert "psi must be in [0, 1]" in _error_line(capsys)
+    assert "argument --psi: must be in [0, 1], got 1.5" in _error_line(capsys)
 
 
 def test_cli_arithmetic_takes_sample_ids_and_classes(mnist_run, tmp_path, capsys):
@@ -508,7 +508,10 @@ def test_cli_arithmetic_takes_sample_ids_and_classes(mnist_run, tmp_path, capsys
         (["--a", "64"], "sample ids must be in 0..63"),
         (["--a", "class=10"], "the class must be in 0..9"),
         (["--a", "class=seven"], "want class=K with an integer K"),
-        (["--a", f"class={rare}", "--per-class", "150", "--pool", "200"], "draw a larger pool"),
+        (
+            ["--a", f"class={rare}", "--per-class", "150", "--pool", "200"],
+            "raise --pool or lower --per-class",
+        ),
         (["--out", str(tmp_path / "a.jpg")], "--out must be a .png file"),
     ]
     for extra, message in bad:

@@ -44,7 +44,7 @@ def test_parse_metrics():
         (["eval.every=-1"], "eval.every must be 0"),
         (["eval.metrics=fud"], "unknown metric"),
         (["eval.n=1"], "eval.n must be at least 2"),
-        (["eval.every=10", "eval.metrics=fid"], "need an image generator"),
+        (["eval.every=10", "eval.metrics=fid"], "fid needs an image generator"),
     ],
 )
 def test_bad_eval_config_fails_before_training(tmp_path, over, msg):
@@ -79,7 +79,7 @@ def test_evaluate_a_ring_run_writes_json_with_protocols(tmp_path):
 
 def test_evaluate_rejects_metrics_the_generator_cannot_have(tmp_path):
     run = _train(tmp_path, "train.steps=2")
-    with pytest.raises(UserError, match="need an image generator"):
+    with pytest.raises(UserError, match="fid needs an image generator"):
         evaluate(run.dir, "fid")
     g1 = _train(tmp_path, "name=g1", "data.name=gauss1d", "model.z_dim=1", "train.steps=2")
     with pytest.raises(UserError, match="2-D mixture"):
@@ -168,7 +168,8 @@ def test_inception_metrics_through_evaluate(mnist_cgan, data_root, shared_dir, m
         mnist_cgan.dir, "fid,kid,pr", n=8, data_root=str(data_root), inception_weights=weights
     )
     assert res["fid"] > 50 and 0 <= res["precision"] <= 1 and 0 <= res["recall"] <= 1
-    p = res["protocols"]["inception"]
+    p = res["protocols"]["fid"]
+    assert res["protocols"]["kid"] == p == res["protocols"]["pr"]
     assert (p["n_fake"], p["n_real"], p["real_key"]) == (8, 8, "mnist-test-8-1x28x28-seed2024")
     assert p["weights_sha256"].startswith("7ff4a85c") and p["versions"]["torch-fidelity"]
     with pytest.raises(UserError, match="complete"):
@@ -188,9 +189,9 @@ def test_periodic_classifier_metric_while_training(tmp_path, data_root):
     "args, msg",
     [
         (["eval", "RUN", "--metrics", "fud"], "unknown metric 'fud'"),
-        (["eval", "RUN", "--n", "1"], "--n must be at least 2"),
+        (["eval", "RUN", "--n", "1"], "argument --n: must be at least 2, got 1"),
         (["eval", "missing-run"], "does not exist"),
-        (["eval", "RUN", "--metrics", "fid"], "need an image generator"),
+        (["eval", "RUN", "--metrics", "fid"], "fid needs an image generator"),
     ],
 )
 def test_eval_cli_bad_input(tmp_path, capsys, args, msg):

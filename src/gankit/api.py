@@ -7,8 +7,10 @@ weights (the EMA copy when the run kept one) and its config as safetensors metad
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,10 @@ from torch import Tensor, nn
 from . import config as config_mod
 from . import variants  # noqa: F401  (registers the variants to rebuild nets)
 from .config import Config
+from .devices import resolve as resolve_device
 from .errors import UserError
-from .files import atomic_path
+from .files import atomic_path, check_output_file
+from .memory import check as check_memory
 from .registry import VARIANTS
 from .training import checkpoint
 
@@ -39,6 +43,7 @@ def sample_from(
     if n <= 0:
         raise UserError(f"the number of samples must be positive, got {n}")
     device = next(net.parameters()).device
+    check_memory(4.0 * n * (net.z_dim + 2), f"{n} latent codes", "ask for fewer samples")
     if seed is None:  # fresh entropy without reseeding torch's global generator
         seed = int.from_bytes(os.urandom(8), "little") >> 1
     g = torch.Generator().manual_seed(seed)
@@ -50,6 +55,9 @@ def sample_from(
     for i in range(0, n, batch):
         yi = y[i : i + batch].to(device) if y is not None else None
         out.append(net(z[i : i + batch].to(device), yi).float().cpu())
+        if i == 0:  # now the size of one sample is known: the n samples and their concatenation
+            per = out[0][0].numel() * 4
+            check_memory(2.0 * per * n, f"{n} samples", "ask for fewer samples")
     net.train(was_training)
     return torch.cat(out)  # [n, *shape]
 
@@ -99,8 +107,8 @@ def _build(cfg: Config, meta: dict[str, Any]) -> nn.Module:
     return nets[meta["sampler_player"]]
 
 
-def _from_checkpoint(path: Path) -> Generator:
-    ck = checkpoint.load(path)
+def _from_checkpoint(path: Path, ck: dict[str, Any] | None = None) -> Generator:
+    ck = ck if ck is not None else checkpoint.load(path)
     cfg = config_mod.from_dict(ck["config"])
     meta = ck["meta"]
     net = _build(cfg, meta)
@@ -123,6 +131,11 @@ def _from_export(path: Path) -> Generator:
         raise UserError(f"{path} is not a readable safetensors file ({e})") from None
     if md.get("format") != EXPORT_FORMAT:
         raise UserError(f"{path} is not a gankit generator export (no {EXPORT_FORMAT!r} metadata)")
+    if "sha256" in md and tensors_sha256(state) != md["sha256"]:
+        raise UserError(
+            f"{path} is damaged: its weights do not match the checksum it was exported with; "
+            "export it again from the run (gankit export)"
+        )
     cfg = config_mod.from_dict(json.loads(md["config"]))
     meta = json.loads(md["meta"])
     net = _build(cfg, meta)
@@ -130,30 +143,39 @@ def _from_export(path: Path) -> Generator:
     return Generator(net.eval(), cfg, tuple(meta["shape"]), int(meta["num_classes"]), meta["kind"])
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        return checkpoint.latest(p)
-    if not p.exists():
-        raise UserError(f"{p} does not exist; pass a run folder, a checkpoint .pt or an export")
-    return p
+def tensors_sha256(state: dict[str, Tensor]) -> str:
+    """sha256 of a state dict: every tensor's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{list(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
-    """A run folder, a checkpoint ``.pt`` or an exported ``.safetensors`` -> ``Generator``."""
-    p = resolve_checkpoint(path)
-    gen = _from_export(p) if p.suffix == ".safetensors" else _from_checkpoint(p)
-    return gen.to(device)
+    """A run folder (its newest intact checkpoint), a checkpoint ``.pt`` or an exported
+    ``.safetensors`` -> ``Generator`` on ``device``."""
+    dev = resolve_device(device)
+    p = Path(path)
+    if p.is_dir():
+        p, ck, notes = checkpoint.load_latest(p)
+        if notes:
+            warnings.warn("; ".join(notes), stacklevel=2)
+        gen = _from_checkpoint(p, ck)
+    elif not p.exists():
+        raise UserError(f"{p} does not exist; pass a run folder, a checkpoint .pt or an export")
+    else:
+        gen = _from_export(p) if p.suffix == ".safetensors" else _from_checkpoint(p)
+    return gen.to(dev)
 
 
 def export(path: str | Path, out: str | Path) -> Path:
     """Write the generator of a run or checkpoint as safetensors + config metadata."""
     from safetensors.torch import save_file
 
+    out = check_output_file(out, "the export file", (".safetensors",))
     gen = load_generator(path)
-    out = Path(out)
-    if out.suffix != ".safetensors":
-        raise UserError(f"export file must end in .safetensors, got {out.name}")
     meta = {
         "shape": list(gen.shape),
         "num_classes": gen.num_classes,
@@ -165,6 +187,7 @@ def export(path: str | Path, out: str | Path) -> Path:
         "format": EXPORT_FORMAT,
         "meta": json.dumps(meta),
         "config": json.dumps(gen.config.to_dict()),
+        "sha256": tensors_sha256(state),
     }
     with atomic_path(out) as tmp:
         save_file(state, str(tmp), metadata=metadata)

@@ -10,10 +10,13 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
+import warnings
 
-from . import cli_control
+from . import __version__, cli_args, cli_control
+from .cli_args import Parser, count, int_at_least, positive_int, seed
 from .errors import GankitError, UserError
+
+DEFAULT_RUN_TIME = "about 30 s"  # gankit train with no arguments (the README says the same)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -21,12 +24,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a GAN (no arguments: the embedded default, a GAN on the 8-Gaussian ring)",
         description="Train a GAN. With no arguments: the non-saturating GAN on the 8-Gaussian "
-        "ring, about a minute on 2 CPU cores. Override any config key with key=value, "
-        "e.g. train.steps=500 model.width=64.",
+        f"ring, {DEFAULT_RUN_TIME} on 2 CPU cores. Override any config key with key=value, "
+        "e.g. train.steps=500 model.width=64, before, between or after the flags.",
     )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.add_argument("--config", "-c", help="preset name (see gankit presets) or YAML file")
-    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder exactly")
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue a run folder exactly from its newest intact checkpoint, or from the "
+        "checkpoint file given",
+    )
     p.add_argument("--data-dir", help="data root (default: $GANKIT_DATA or ~/.cache/gankit/data)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--quiet", action="store_true", help="plain log lines instead of a progress bar")
@@ -40,26 +48,26 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         description="Draw samples from a run folder, checkpoint or export.",
     )
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--n", type=positive_int, default=64, help="number of samples (default 64)")
     p.add_argument("--out", default="samples.png", help="output PNG (default samples.png)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the latent codes (default 0)")
-    p.add_argument("--class", dest="klass", type=int, help="class to sample (conditional models)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the latent codes (default 0)")
+    p.add_argument("--class", dest="klass", type=count, help="class to sample (conditional models)")
     p.add_argument("--device", default="cpu", help="device to sample on (default cpu)")
     p.add_argument(
         "--truncation",
-        type=float,
+        type=cli_args.positive,
         metavar="T",
         help="truncation trick: draw z from a normal truncated to |z_i| <= T (e.g. 1.0)",
     )
     p.add_argument(
         "--psi",
-        type=float,
+        type=cli_args.number(0, 1),
         help="truncation trick: pull z towards the mean latent, mean + psi * (z - mean), psi in "
         "[0, 1]",
     )
     p.add_argument(
         "--per-class",
-        type=int,
+        type=positive_int,
         metavar="R",
         help="conditional models: a grid with one column per class and R rows (ignores --n)",
     )
@@ -94,7 +102,9 @@ def _add_classifier(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--data", required=True, metavar="{mnist,fashion-mnist}", help="data set")
     t.add_argument("--data-dir", help="data root (default: $GANKIT_DATA or ~/.cache/gankit/data)")
-    t.add_argument("--epochs", type=int, help="passes over the data (default: mnist 3, fashion 4)")
+    t.add_argument(
+        "--epochs", type=positive_int, help="passes over the data (default: mnist 3, fashion 4)"
+    )
     t.add_argument("--device", default="cpu", help="device to train on (default cpu)")
     t.add_argument("--force", action="store_true", help="train again even if one is cached")
 
@@ -111,22 +121,41 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--metrics", default="fid", help="comma-separated (default fid)")
-    p.add_argument("--n", type=int, help="samples per metric (default: each protocol's count)")
+    p.add_argument(
+        "--n", type=int_at_least(2), help="samples per metric (default: each protocol's count)"
+    )
     p.add_argument("--ref", default="test", choices=["test", "train"], help="reference split")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the generated samples")
     p.add_argument("--device", default="cpu", help="device (default cpu)")
-    p.add_argument("--batch-size", type=int, default=200, help="images per forward pass")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=200, help="images per forward pass (200)"
+    )
     p.add_argument(
         "--inception-weights",
         help="FID Inception weights file (default: $GANKIT_INCEPTION_WEIGHTS, the cache, "
         "or torch-fidelity's download when online)",
     )
     p.add_argument("--data-dir", help="data root (default: $GANKIT_DATA or ~/.cache/gankit/data)")
-    p.add_argument("--out", help="JSON file for the results (default: inside the run folder)")
+    p.add_argument(
+        "--out",
+        help="JSON file for the results (default: <run>/eval/step_N.json); results already in "
+        "it for the same step are kept and merged",
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        torch = version("torch")
+    except PackageNotFoundError:
+        torch = "not installed"
+    return f"gankit {__version__} (torch {torch}, Python {sys.version.split()[0]})"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gankit", description="Train, evaluate and explore GANs.")
+    parser = Parser(prog="gankit", description="Train, evaluate and explore GANs.")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_train(sub)
@@ -189,13 +218,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from .files import check_output_file
+
+    out = check_output_file(args.out, "--out", (".png",))  # before minutes of work
     from . import report
     from .api import load_generator
 
     gen = load_generator(args.source, device=args.device)
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise UserError(f"--out must be a .png file, got {out.name}")
+    n = args.per_class * gen.num_classes if args.per_class and gen.num_classes else args.n
+    cli_control.check_picture(
+        gen, n, f"--per-class {args.per_class}" if args.per_class else f"--n {n}"
+    )
     if args.truncation is not None or args.psi is not None or args.per_class is not None:
         return cli_control.sample_controlled(args, gen, out)
     x = gen.sample(args.n, seed=args.seed, labels=args.klass)
@@ -208,6 +241,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .files import check_output_file
+
+    check_output_file(args.out, "--out", (".safetensors",))
     from .api import export
 
     print(f"wrote {export(args.source, args.out)}")
@@ -218,6 +254,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import parse_metrics
 
     names = parse_metrics(args.metrics)  # a typo answers before torch loads
+    if args.out is not None:
+        from .files import check_output_file
+
+        check_output_file(args.out, "--out", (".json",))
     from .evaluation import evaluate
 
     res = evaluate(
@@ -237,21 +277,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"{key}: {value:.6g}")
         elif isinstance(value, int) and key != "step":
             print(f"{key}: {value}")
-    counts = {
-        g: {
-            k: v
-            for k, v in p.items()
-            if k in ("n_fake", "n_real", "n_per_class", "reference", "real_key")
-        }
-        for g, p in res["protocols"].items()
-    }
+    counts: dict[str, dict] = {}  # metrics that share one protocol (fid, kid, ...) print once
+    for metric, p in res["protocols"].items():
+        keys = ("n_fake", "n_real", "n_per_class", "reference", "real_key")
+        c = {k: v for k, v in p.items() if k in keys}
+        same = next((m for m, d in counts.items() if d == c), None)
+        counts[f"{same},{metric}" if same else metric] = counts.pop(same) if same else c
     print(f"protocol: {json.dumps(counts)}")
+    if res.get("kept"):
+        print(f"kept the earlier results of {', '.join(res['kept'])} for this step")
     if "written" in res:
         print(f"wrote {res['written']}")
     return 0
 
 
 def cmd_classifier(args: argparse.Namespace) -> int:
+    from .devices import check_name
+
+    check_name(args.device, "--device")
     from .metrics import classifier as clf
 
     data = clf.check_data(args.data)
@@ -261,7 +304,10 @@ def cmd_classifier(args: argparse.Namespace) -> int:
         print(f"{data} classifier already cached (test accuracy {acc:.2f}%): {path}")
         print("pass --force to train it again")
         return 0
-    model, info = clf.train_classifier(data, args.data_dir, epochs=args.epochs, device=args.device)
+    from .devices import resolve
+
+    device = resolve(args.device, "--device")
+    model, info = clf.train_classifier(data, args.data_dir, epochs=args.epochs, device=device)
     path = clf.save_classifier(model, data, info)
     print(
         f"{data} classifier: test accuracy {100 * info['test_accuracy']:.2f}% after "
@@ -295,9 +341,50 @@ COMMANDS = {
 }
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse; ``train`` takes its ``key=value`` overrides anywhere among its flags."""
+    args, extra = build_parser().parse_known_args(argv)
+    flags = [e for e in extra if e.startswith("-")]
+    if flags or (extra and args.command != "train"):
+        hint = (
+            " (config keys are key=value, e.g. train.steps=500)" if args.command == "train" else ""
+        )
+        raise UserError(
+            f"unrecognized arguments: {' '.join(flags or extra)}{hint} "
+            f"(see gankit {args.command} --help)"
+        )
+    if args.command == "train":
+        args.overrides = [*args.overrides, *extra]  # in the order they were typed
+    return args
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"gankit: warning: {message}", file=sys.stderr)
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    text = str(e)
+    return (
+        isinstance(e, MemoryError)
+        or type(e).__name__ == "OutOfMemoryError"
+        or (
+            isinstance(e, RuntimeError)
+            and ("can't allocate memory" in text or "out of memory" in text)
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    shown, warnings.showwarning = warnings.showwarning, _show_warning  # one line each, too
     try:
+        return _main(argv)
+    finally:
+        warnings.showwarning = shown
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
+        args = _parse(argv)
         return COMMANDS[args.command](args)
     except UserError as e:
         print(f"gankit: error: {e}", file=sys.stderr)
@@ -308,6 +395,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the system refused a read or write that the checks could not foresee
+        if isinstance(e, BrokenPipeError):
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        print(f"gankit: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as e:
+        if not _out_of_memory(e):
+            raise
+        print(
+            "gankit: error: out of memory; ask for fewer samples (--n) or a smaller batch "
+            "(train.batch_size, --batch-size)",
+            file=sys.stderr,
+        )
+        return 2
     except BrokenPipeError:  # e.g. gankit presets | head
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -8,6 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .cli_args import count, int_at_least, positive, positive_int, probability, seed
+from .cli_args import non_negative as non_negative_number
 from .errors import UserError
 
 
@@ -26,14 +28,18 @@ def _add_interpolate(sub: argparse._SubParsersAction) -> None:
         "Writes OUT (.png, one row) and OUT with .gif.",
     )
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--from", dest="start", type=int, required=True, help="first sample id or seed")
-    p.add_argument("--to", dest="end", type=int, required=True, help="last sample id or seed")
-    p.add_argument("--steps", type=int, default=10, help="codes on the path, ends included (10)")
+    p.add_argument("--from", dest="start", type=seed, required=True, help="first sample id or seed")
+    p.add_argument("--to", dest="end", type=seed, required=True, help="last sample id or seed")
+    p.add_argument(
+        "--steps", type=int_at_least(2), default=10, help="codes on the path, ends included (10)"
+    )
     p.add_argument("--mode", default="slerp", choices=["slerp", "lerp"], help="default slerp")
     p.add_argument("--by", default="sample", choices=["sample", "seed"], help="what ids mean")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample grid (default 0)")
-    p.add_argument("--n", type=int, default=64, help="size of the sample grid (default 64)")
-    p.add_argument("--class", dest="klass", type=int, help="class (conditional models)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the sample grid (default 0)")
+    p.add_argument(
+        "--n", type=positive_int, default=64, help="size of the sample grid (default 64)"
+    )
+    p.add_argument("--class", dest="klass", type=count, help="class (conditional models)")
     p.add_argument("--out", default="interpolation.png", help="output PNG (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="device (default cpu)")
 
@@ -48,35 +54,42 @@ def _add_edit(sub: argparse._SubParsersAction) -> None:
         "OUT/after.png and OUT/edit.json (success, distance moved, entanglement).",
     )
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--target", type=int, required=True, help="class to reach (0..9)")
-    p.add_argument("--n", type=int, default=64, help="samples to edit (default 64)")
+    p.add_argument("--target", type=count, required=True, help="class to reach (0..9)")
+    p.add_argument("--n", type=positive_int, default=64, help="samples to edit (default 64)")
     p.add_argument("--mode", default="optimize", choices=["optimize", "direction"])
-    p.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
-    p.add_argument("--steps", type=int, default=200, help="optimize: most steps (default 200)")
-    p.add_argument("--lr", type=float, default=0.05, help="optimize: Adam step (default 0.05)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the samples (default 0)")
+    p.add_argument("--steps", type=count, default=200, help="optimize: most steps (default 200)")
+    p.add_argument("--lr", type=positive, default=0.05, help="optimize: Adam step (default 0.05)")
     p.add_argument(
-        "--prior-weight", type=float, default=0.01, help="optimize: weight of ||z||^2/2 (0.01)"
+        "--prior-weight",
+        type=non_negative_number,
+        default=0.01,
+        help="optimize: weight of ||z||^2/2 (0.01)",
     )
     p.add_argument(
         "--max-distance",
-        type=float,
+        type=positive,
         help="farthest move in z (default 0.8 sqrt(z_dim): 8 for z_dim 100)",
     )
     p.add_argument(
         "--restarts",
-        type=int,
+        type=count,
         default=8,
         help="optimize: more tries for a sample that fails, from random starts (default 8)",
     )
     p.add_argument(
         "--shifts",
-        type=int,
+        type=count,
         default=4,
         help="optimize: also score copies shifted by up to 2 px, against edits that fool only "
         "the exact pixels (default 4; 0 = off)",
     )
-    p.add_argument("--stop-prob", type=float, default=0.9, help="stop once p(target) >= this (0.9)")
-    p.add_argument("--fit-n", type=int, default=2000, help="direction: samples to fit it (2000)")
+    p.add_argument(
+        "--stop-prob", type=probability, default=0.9, help="stop once p(target) >= this (0.9)"
+    )
+    p.add_argument(
+        "--fit-n", type=int_at_least(2), default=2000, help="direction: samples to fit it (2000)"
+    )
     p.add_argument(
         "--classifier",
         metavar="{mnist,fashion-mnist}",
@@ -100,11 +113,17 @@ def _add_arithmetic(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
     for name in ("a", "b", "c"):
         p.add_argument(f"--{name}", required=True, metavar="IDS|class=K", help=f"concept {name}")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample grid (default 0)")
-    p.add_argument("--n", type=int, default=64, help="size of the sample grid (default 64)")
-    p.add_argument("--per-class", type=int, default=8, help="class=K: samples per concept (8)")
-    p.add_argument("--pool", type=int, default=2000, help="class=K: draws to pick from (2000)")
-    p.add_argument("--class", dest="klass", type=int, help="class (conditional models)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the sample grid (default 0)")
+    p.add_argument(
+        "--n", type=positive_int, default=64, help="size of the sample grid (default 64)"
+    )
+    p.add_argument(
+        "--per-class", type=positive_int, default=8, help="class=K: samples per concept (8)"
+    )
+    p.add_argument(
+        "--pool", type=positive_int, default=2000, help="class=K: draws to pick from (2000)"
+    )
+    p.add_argument("--class", dest="klass", type=count, help="class (conditional models)")
     p.add_argument(
         "--classifier", metavar="{mnist,fashion-mnist}", help="default: the run's data set"
     )
@@ -112,13 +131,23 @@ def _add_arithmetic(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="device (default cpu)")
 
 
+def check_picture(gen, n: int, what: str) -> None:
+    """``n`` samples and their picture fit in memory, or one sentence naming ``what``."""
+    import math
+
+    from .memory import check as check_memory
+    from .report import picture_bytes
+
+    samples = 8.0 * n * (gen.z_dim + math.prod(gen.shape))
+    check_memory(samples + picture_bytes(n, gen.shape), what, "ask for fewer samples")
+
+
 def _image_generator(args: argparse.Namespace, command: str):
     """``(generator, out path)`` for a command that draws images into the PNG ``--out``."""
     from .api import load_generator
+    from .files import check_output_file
 
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise UserError(f"--out must be a .png file, got {out.name}")
+    out = check_output_file(args.out, "--out", (".png",))
     gen = load_generator(args.source, device=args.device)
     if gen.kind != "image":
         raise UserError(f"{command} draws images; this generator makes toy data (use sample)")
@@ -128,7 +157,9 @@ def _image_generator(args: argparse.Namespace, command: str):
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from . import report
     from .control import latent
+    from .files import check_output_file
 
+    check_output_file(Path(args.out).with_suffix(".gif"), "--out (its .gif)", (".gif",))
     gen, out = _image_generator(args, "interpolate")
     if args.by == "sample":
         if not (0 <= args.start < args.n and 0 <= args.end < args.n):
@@ -142,6 +173,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         a, y = latent.sample_latents(gen.z_dim, 1, args.start, gen.num_classes)
         b = latent.sample_latents(gen.z_dim, 1, args.end)[0][0]
         a, first_label = a[0], None if y is None else int(y[0])
+    check_picture(gen, args.steps, f"--steps {args.steps}")
     codes = latent.interpolate(a, b, args.steps, args.mode)  # [steps, z_dim]
     label = args.klass if args.klass is not None else first_label
     x = latent.generate(gen.net, codes, latent.check_labels(gen.net, len(codes), label))
@@ -152,8 +184,9 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise UserError(f"--n must be at least 1, got {args.n}")
+    from .files import check_output_dir
+
+    out = check_output_dir(args.out, "--out")
     from . import report
     from .api import load_generator
     from .control import editing
@@ -174,7 +207,6 @@ def cmd_edit(args: argparse.Namespace) -> int:
     res = editing.edit(
         gen, clf, args.target, n=args.n, seed=args.seed, mode=args.mode, fit_n=args.fit_n, **opts
     )
-    out = Path(args.out)
     report.save_grid(res.images_before, out / "before.png")
     report.save_grid(res.images_after, out / "after.png")
     s = res.summary()
@@ -259,6 +291,8 @@ def _classifier(gen, name: str | None, device: str, command: str):
 def _concept(spec: str, name: str, args, gen, z_grid, clf):
     """The codes ``[M, z_dim]`` of one concept: sample ids of the grid, or class=K."""
     spec = spec.strip()
+    if not spec.strip(", "):
+        raise UserError(f"--{name} is empty; give sample ids like 3,17,40, or class=K")
     if spec.startswith("class="):
         try:
             k = int(spec[len("class=") :])
@@ -268,9 +302,20 @@ def _concept(spec: str, name: str, args, gen, z_grid, clf):
 
         if not 0 <= k < clf.num_classes:
             raise UserError(f"--{name} {spec}: the class must be in 0..{clf.num_classes - 1}")
-        return editing.class_codes(
-            gen.net, clf, k, n=args.per_class, pool=args.pool, seed=args.seed + 1
-        )
+        if args.per_class > args.pool:
+            raise UserError(
+                f"--per-class {args.per_class} is more than --pool {args.pool}; raise --pool or "
+                "lower --per-class"
+            )
+        try:
+            return editing.class_codes(
+                gen.net, clf, k, n=args.per_class, pool=args.pool, seed=args.seed + 1
+            )
+        except editing.TooFewInClass as e:
+            raise UserError(
+                f"--{name} {spec}: only {e.found} of the --pool {args.pool} draws are labelled "
+                f"{k}, --per-class {args.per_class} wanted; raise --pool or lower --per-class"
+            ) from None
     try:
         ids = [int(t) for t in spec.split(",") if t.strip()]
     except ValueError:

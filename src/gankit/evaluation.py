@@ -46,6 +46,24 @@ CACC_PER_CLASS = 1_000  # PROTOCOLS.md, conditional generation
 CLASSIFIER_FOR = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "stacked-mnist": "mnist"}
 CONSTANT_KEYS = {"n_modes", "class_entropy_max"}  # context, not a curve to plot
 REF_SEED = 2024  # fixed choice of the reference subset when n < the split's size
+VALUE_KEYS = {  # what each metric puts into a result, so a later evaluation can merge into it
+    "fid": ("fid",),
+    "kid": ("kid", "kid_std"),
+    "pr": ("precision", "recall", "f_score"),
+    "is": ("is", "is_std"),
+    "cfid": ("cfid",),
+    "coverage": ("class_entropy", "class_entropy_max", "class_histogram"),
+    "cacc": ("conditional_accuracy", "conditional_accuracy_per_class"),
+    "modes": (
+        "modes_captured",
+        "n_modes",
+        "high_quality",
+        "reverse_kl",
+        "stacked_modes",
+        "stacked_kl",
+    ),
+    "energy": ("energy_distance",),
+}
 
 
 def parse_metrics(spec: str | Iterable[str]) -> list[str]:
@@ -71,16 +89,24 @@ class Options:
     data_root: str | None = None
 
     def __post_init__(self) -> None:
+        from .devices import check_name
+
         if self.n is not None and self.n < 2:
             raise UserError(f"--n must be at least 2, got {self.n}")
+        if self.batch_size < 1:
+            raise UserError(f"the batch size must be at least 1, got {self.batch_size}")
+        if self.ref not in ("test", "train"):
+            raise UserError(f"the reference split must be test or train, got {self.ref!r}")
+        check_name(self.device)
 
 
 def _check_kind(cfg: Config, kind: str, names: list[str]) -> None:
     image_only = [n for n in names if n in INCEPTION or n in CLASSIFIER]
     if kind != "image" and image_only:
+        verb = "needs" if len(image_only) == 1 else "need"
         raise UserError(
-            f"{', '.join(image_only)} need an image generator, but this one makes {cfg.data.name} "
-            "points; use --metrics modes,energy"
+            f"{', '.join(image_only)} {verb} an image generator, but this one makes "
+            f"{cfg.data.name} points; use --metrics modes,energy"
         )
     if kind != "image":
         return
@@ -90,6 +116,11 @@ def _check_kind(cfg: Config, kind: str, names: list[str]) -> None:
         raise UserError(
             f"modes on images is the Stacked MNIST protocol, but this generator was trained on "
             f"{cfg.data.name}; use coverage for class coverage"
+        )
+    if "cacc" in names and not cfg.data.classes:
+        raise UserError(
+            "cacc (conditional accuracy) needs a class-conditional generator and this one is "
+            "unconditional; use coverage for it, or train with data.classes=true"
         )
     per_image = [n for n in names if n in CLASSIFIER]
     if per_image and cfg.data.name == "stacked-mnist":
@@ -117,6 +148,15 @@ def check(cfg: Config, kind: str, metrics: str | Iterable[str]) -> None:
         from .metrics.inception import resolve_weights
 
         resolve_weights(cfg.eval.inception_weights, need_is="is" in names)
+    if kind == "image" and any(n in ("fid", "kid", "pr", "cfid") for n in names):
+        from .data import build_source
+
+        ref = build_source(dataclasses.replace(cfg.data, classes=False), "test")
+        if len(ref) < cfg.eval.n:
+            raise UserError(
+                f"eval.n={cfg.eval.n} is more than the {len(ref)} reference images of "
+                f"{cfg.data.name}; lower eval.n to at most {len(ref)}"
+            )
 
 
 def _reference(cfg: Config, opts: Options, n: int) -> tuple[Tensor, str]:
@@ -225,7 +265,9 @@ def _inception(draws: _Draws, names, opts, out, protocols) -> None:
         batch_size=opts.batch_size,
         seed=opts.seed,
     )
-    protocols["inception"] = {**res.pop("protocol"), "seconds": res.pop("seconds", None)}
+    record = {**res.pop("protocol"), "seconds": res.pop("seconds", None)}
+    for name in names:  # one record per metric, so a later evaluation can replace one of them
+        protocols[name] = record
     out.update(res)
 
 
@@ -280,10 +322,17 @@ def evaluate(
     """Evaluate a run folder, checkpoint or export; see the module docstring for the metrics.
 
     The result (values, protocols, source, step) is written as JSON to ``out``, or, for a run
-    folder, to ``<run>/eval/step_<N>.json`` (``N`` the step of its newest checkpoint).
+    folder, to ``<run>/eval/step_<N>.json`` (``N`` the step of its newest checkpoint). When that
+    file already holds results of the same generator and step, they are kept: the metrics
+    computed now replace their own earlier values, the others stay (``result["kept"]`` names
+    them), so a second call with other metrics never loses an hour-long FID.
     """
     opts = Options(n, ref, seed, device, batch_size, inception_weights, data_root)
     names = parse_metrics(metrics)  # bad input answers before torch loads
+    if out is not None:
+        from .files import check_output_file
+
+        out = check_output_file(out, "out", (".json",))
     from .api import load_generator
 
     t0 = time.perf_counter()
@@ -299,7 +348,42 @@ def evaluate(
         from .files import atomic_path
 
         out = Path(out)
+        record = merge_results(_read_result(out), result, names, out)
         with atomic_path(out) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n")
+            tmp.write_text(json.dumps(record, indent=2) + "\n")
+        result["kept"] = [m for m in record["protocols"] if m not in names]
         result["written"] = str(out)
     return result
+
+
+def _read_result(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise UserError(
+            f"{path} exists but is not an evaluation result (not readable JSON); move it away or "
+            "pass another --out"
+        ) from None
+    return old if isinstance(old, dict) else None
+
+
+def merge_results(
+    old: dict[str, Any] | None, new: dict[str, Any], names: list[str], path: Path | str = "out"
+) -> dict:
+    """``new`` (computed for ``names``) merged into the earlier result ``old`` of the same file:
+    a metric computed again replaces its values and protocol, every other one is kept. Results
+    of another generator or step are not merged: they are refused, never overwritten."""
+    if old is None:
+        return new
+    if old.get("step") != new.get("step") or "protocols" not in old:
+        raise UserError(
+            f"{path} holds results of another evaluation "
+            f"(step {old.get('step')}, not {new.get('step')}); pass another --out"
+        )
+    merged = {k: v for k, v in old.items() if k not in {k for n in names for k in VALUE_KEYS[n]}}
+    protocols = {m: p for m, p in old["protocols"].items() if m not in names}
+    merged.update({k: v for k, v in new.items() if k != "protocols"})
+    merged["protocols"] = {**protocols, **new["protocols"]}
+    return merged

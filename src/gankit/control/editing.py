@@ -313,6 +313,17 @@ def label_latents(
     return z, _classify(classifier, generate(net, z, y)).argmax(1)
 
 
+class TooFewInClass(UserError):
+    """Fewer draws of the pool than wanted are labelled the target class."""
+
+    def __init__(self, found: int, pool: int, target: int, n: int):
+        self.found = found
+        super().__init__(
+            f"only {found} of {pool} samples are labelled {target}, {n} wanted; "
+            "draw a larger pool or ask for fewer"
+        )
+
+
 def class_codes(
     net: nn.Module, classifier: nn.Module, target: int, n: int = 8, pool: int = 2000, seed: int = 0
 ) -> Tensor:
@@ -325,10 +336,7 @@ def class_codes(
     p = _classify(classifier, generate(net, z)).softmax(1)  # [pool, K]
     hit = (p.argmax(1) == target).nonzero().squeeze(1)  # [M]
     if len(hit) < n:
-        raise UserError(
-            f"only {len(hit)} of {pool} samples are labelled {target}, {n} wanted; "
-            "draw a larger pool or ask for fewer"
-        )
+        raise TooFewInClass(len(hit), pool, target, n)
     best = p[hit, target].argsort(descending=True)[:n]  # the most confident first
     return z[hit[best]]
 

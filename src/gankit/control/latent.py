@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UserError
+from ..memory import check as check_memory
 
 Interpolation = Literal["lerp", "slerp"]
 
@@ -32,6 +33,7 @@ def sample_latents(
     ``Generator.sample(n, seed=seed)`` draws: same generator, same order."""
     if n <= 0:
         raise UserError(f"the number of samples must be positive, got {n}")
+    check_memory(4.0 * n * (z_dim + 2), f"{n} latent codes", "ask for fewer samples")
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, z_dim, generator=g)  # [n, z_dim]
     y = torch.randint(num_classes, (n,), generator=g) if num_classes else None  # [n]
@@ -68,6 +70,9 @@ def generate(net: nn.Module, z: Tensor, labels: Tensor | None = None, batch: int
     for i in range(0, len(z), batch):
         yi = labels[i : i + batch].to(device) if labels is not None else None
         out.append(net(z[i : i + batch].to(device), yi).float().cpu())
+        if i == 0:  # now the size of one sample is known
+            per = out[0][0].numel() * 4
+            check_memory(2.0 * per * len(z), f"{len(z)} samples", "ask for fewer samples")
     net.train(was_training)
     return torch.cat(out)  # [N, *shape]
 
@@ -125,6 +130,7 @@ def interpolate(a: Tensor, b: Tensor, steps: int, mode: Interpolation = "slerp")
         raise UserError(f"interpolate wants two codes [D], got {list(a.shape)}, {list(b.shape)}")
     if mode not in ("lerp", "slerp"):
         raise UserError(f"interpolation mode must be lerp or slerp, got {mode!r}")
+    check_memory(12.0 * steps * len(a), f"{steps} interpolation steps", "ask for fewer steps")
     t = torch.linspace(0, 1, steps, dtype=a.dtype)  # [steps]
     return (lerp if mode == "lerp" else slerp)(a, b, t)
 

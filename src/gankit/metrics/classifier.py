@@ -374,7 +374,7 @@ def conditional_accuracy(
     if k == 0:
         raise UserError(
             "conditional accuracy needs a class-conditional generator and this one is "
-            "unconditional; use class_coverage for it, or train with data.classes=true"
+            "unconditional; use the coverage metric for it, or train with data.classes=true"
         )
     if k != classifier.num_classes:
         raise UserError(

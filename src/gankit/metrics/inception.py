@@ -273,7 +273,9 @@ _LOADED: dict[tuple, Extractor] = {}
 def _check_state_dict(path: Path) -> None:
     """Load once with ``weights_only=True``: a file that needs arbitrary unpickling is refused."""
     try:
-        torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign files before refusing them
+            warnings.simplefilter("ignore")
+            torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001  (any failure means: not a plain state dict)
         reason = " ".join(str(e).split())[:120] or type(e).__name__
         raise UserError(

@@ -3,6 +3,7 @@
 from gankit.report.html import write_report
 from gankit.report.plots import (
     find_samples,
+    picture_bytes,
     plot_losses,
     plot_points,
     plot_rows,
@@ -13,6 +14,7 @@ from gankit.report.plots import (
 
 __all__ = [
     "find_samples",
+    "picture_bytes",
     "plot_losses",
     "plot_points",
     "plot_rows",

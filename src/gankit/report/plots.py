@@ -248,6 +248,15 @@ def plot_losses(rows: list[dict], path: Path, title: str = "") -> Path:
 
 
 # -------------------------------------------------------------------------------- sample grids
+def picture_bytes(n: int, shape: tuple[int, ...]) -> float:
+    """About how much memory drawing ``n`` samples of ``shape`` takes: a ``save_grid`` of images
+    (the float grid, its 8-bit copy and PIL's) or a ``plot_points`` scatter of toy data."""
+    if len(shape) == 3:
+        h, w = shape[1] + 2, shape[2] + 2  # 2 px padding
+        return 18.0 * n * h * w  # 3 channels x (4 float + 1 uint8 + 1 PIL) bytes per pixel
+    return 200.0 * n  # matplotlib's arrays and paths per scatter point, measured ~100-150
+
+
 def save_grid(images: Tensor, path: Path, nrow: int | None = None) -> Path:
     """Images ``[N, C, H, W]`` in [-1, 1] -> one PNG grid, ``nrow`` images per row (~sqrt(N))."""
     if images.ndim != 4 or images.shape[1] not in (1, 3) or images.shape[0] == 0:

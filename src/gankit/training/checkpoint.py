@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ def load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist; pass a run folder or a .pt file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign files before refusing them
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated or foreign file: say which, not where torch failed
         raise UserError(
             f"{path} is not a readable gankit checkpoint ({type(e).__name__}); "
@@ -63,6 +66,28 @@ def latest(run_dir: Path) -> Path:
     if not found:
         raise UserError(f"{run_dir} has no checkpoints; train it first (gankit train)")
     return found[-1]
+
+
+def load_latest(run_dir: Path) -> tuple[Path, dict[str, Any], list[str]]:
+    """The newest checkpoint of a run that loads: ``(path, checkpoint, notes)``; ``notes`` says
+    which newer ones were unreadable and skipped (a crash, a full disk, a flipped bit)."""
+    found = checkpoints(run_dir)
+    if not found:
+        raise UserError(f"{run_dir} has no checkpoints; train it first (gankit train)")
+    notes = []
+    for path in reversed(found):
+        try:
+            ckpt = load(path)
+        except UserError as e:
+            notes.append(f"skipped the unreadable checkpoint {path} ({e})")
+            continue
+        if notes:
+            notes.append(f"using {path.name}, the newest intact checkpoint")
+        return path, ckpt, notes
+    raise UserError(
+        f"none of the {len(found)} checkpoints in {Path(run_dir) / 'checkpoints'} is readable; "
+        "the run cannot be resumed or sampled (train it again)"
+    )
 
 
 def prune(run_dir: Path, keep: int) -> None:

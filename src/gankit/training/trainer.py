@@ -25,7 +25,10 @@ from torch import Tensor, nn
 from .. import config as config_mod
 from .. import data, report
 from ..config import Config
+from ..devices import resolve as resolve_device
 from ..errors import GankitError, UserError
+from ..files import check_output_dir, remove_stale_temporaries
+from ..memory import check as check_memory
 from ..registry import VARIANTS
 from ..variants import Batch, Phase, Variant
 from . import checkpoint
@@ -41,18 +44,28 @@ class TrainingDiverged(GankitError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {name} was asked for but CUDA is not available; use device=cpu")
-    if name == "mps" and not (torch.backends.mps.is_available()):
-        raise UserError("device mps was asked for but MPS is not available; use device=cpu")
-    return torch.device(name)
+class RunLock:
+    """An exclusive lock on a run folder while one process writes it (``<run>/.lock``, an OS file
+    lock through ``filelock``: the kernel drops it when the process dies, so a killed run never
+    leaves a stale lock)."""
+
+    def __init__(self, run_dir: Path):
+        from filelock import FileLock
+
+        self.dir = run_dir
+        self._lock = FileLock(str(run_dir / ".lock"))
+
+    def acquire(self) -> bool:
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
 
 
 @dataclass
@@ -73,12 +86,35 @@ class Run:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: Path | None = None, resume: bool = False):
+    """One run. ``run_dir`` None: a fresh folder ``<out>/<name>`` (``-2``, ... when that one holds
+    checkpoints or is being trained); ``resume``: continue ``run_dir`` from ``from_checkpoint``,
+    else its newest intact checkpoint, else (killed before its first one) from step 0.
+
+    Every check that can fail runs before the folder is touched; the folder is then locked until
+    ``fit`` returns, so a second process can never interleave its rows with this one's."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path | None = None,
+        resume: bool = False,
+        from_checkpoint: Path | None = None,
+    ):
         self.cfg = cfg
-        self.dir = Path(run_dir) if run_dir is not None else _fresh_dir(cfg.run_dir)
-        self.device = pick_device(cfg.device)
+        self.notes: list[str] = []  # said through the logger when fit starts
+        check_output_dir(run_dir if run_dir is not None else cfg.out, "out")
+        self.device = resolve_device(cfg.device)
+        if cfg.log.tensorboard:
+            _check_tensorboard()
         torch.manual_seed(cfg.seed)
         self.source = data.build_source(cfg.data)
+        data.check_fits(self.source, cfg.train.batch_size, cfg.log.n_samples)
+        numel = math.prod(self.source.shape) + cfg.model.z_dim
+        check_memory(
+            4 * numel * (3 * cfg.train.batch_size + max(cfg.log.n_samples, N_POINTS)),
+            f"train.batch_size={cfg.train.batch_size} with log.n_samples={cfg.log.n_samples}",
+            "lower train.batch_size or log.n_samples",
+        )
         self.num_classes = self.source.num_classes if cfg.data.classes else 0
         if cfg.data.classes and self.num_classes == 0:
             raise UserError(f"data set {cfg.data.name} has no class labels; set data.classes=false")
@@ -105,8 +141,47 @@ class Trainer:
         self._fixed = self._fixed_inputs()
         self.last_eval: dict[str, Any] | None = None
         self._check_eval()
-        if resume:
-            self._load(checkpoint.latest(self.dir))
+        self.dir, self.lock = _claim_dir(cfg.run_dir) if run_dir is None else _lock_dir(run_dir)
+        try:
+            removed = remove_stale_temporaries([self.dir, self.dir / "checkpoints"])
+            if removed:
+                self.notes.append(f"removed {len(removed)} temporary file(s) of a killed write")
+            if resume:
+                self._resume(from_checkpoint)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _resume(self, path: Path | None) -> None:
+        if path is None and not checkpoint.checkpoints(self.dir):
+            self.notes.append(
+                f"{self.dir} has no checkpoint (stopped before its first one): starting it "
+                "again from step 0"
+            )
+            return
+        chosen = path is not None  # a checkpoint file named by the user, maybe not the newest
+        if chosen:
+            ck = checkpoint.load(path)
+        else:
+            path, ck, skipped = checkpoint.load_latest(self.dir)
+            self.notes.extend(skipped)
+        if self.cfg.train.steps < int(ck["step"]):
+            raise UserError(
+                f"{path} is at step {ck['step']}, beyond train.steps={self.cfg.train.steps}; "
+                f"resume with train.steps={ck['step']} or more"
+            )
+        if chosen:
+            newer = [p for p in checkpoint.checkpoints(self.dir) if _step_of(p) > int(ck["step"])]
+            if newer:
+                aside = self.dir / "checkpoints" / "superseded"
+                aside.mkdir(exist_ok=True)
+                for p in newer:
+                    p.replace(aside / p.name)
+                self.notes.append(
+                    f"resuming from step {ck['step']}: the {len(newer)} newer checkpoint(s) moved "
+                    f"to {aside}"
+                )
+        self._load_state(ck)
 
     # ------------------------------------------------------------------ set-up helpers
     def _lr_factor(self, step: int) -> float:
@@ -169,15 +244,35 @@ class Trainer:
         # On a GPU the check costs a sync per phase; it is still cheap next to a lost run.
         if not torch.isfinite(loss.detach()):
             raise TrainingDiverged(
-                f"the {phase.name} loss became {loss.item()} at step {self.step}; the last good "
-                f"checkpoint is kept in {self.dir / 'checkpoints'}: lower the learning rates or "
-                "try train.variant=wgan-gp"
+                f"the {phase.name} loss became {loss.item()} at step {self.step}; "
+                f"{self._survivor()}: lower the learning rates or try train.variant=wgan-gp"
             )
 
+    def _survivor(self) -> str:
+        """Which checkpoint a stopped run leaves, in words."""
+        found = checkpoint.checkpoints(self.dir)
+        if found:
+            return f"the last good checkpoint is {found[-1]}"
+        return (
+            f"no checkpoint was written yet (log.checkpoint_every={self.cfg.log.checkpoint_every}),"
+            f" so a new start reuses {self.dir}"
+        )
+
     def fit(self) -> Run:
+        try:
+            return self._fit()
+        except KeyboardInterrupt:
+            print(f"gankit: interrupted at step {self.step}; {self._survivor()}", file=sys.stderr)
+            raise
+        finally:
+            self.lock.release()
+
+    def _fit(self) -> Run:
         cfg = self.cfg
         self._prepare_dir()
         logger = _Logger(self.dir, cfg, self.step, self.cfg.train.steps)
+        for note in self.notes:
+            logger.note(note)
         window = Window()
         t0 = time.perf_counter() - self.elapsed
         t_log, img_log = time.perf_counter(), 0
@@ -342,6 +437,9 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _prepare_dir(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
+        for step, frame in report.find_samples(self.dir / "samples"):  # an abandoned future
+            if step > self.step:
+                frame.unlink()
         (self.dir / "config.yaml").write_text(self.cfg.to_yaml())
 
     def state(self) -> dict[str, Any]:
@@ -373,8 +471,7 @@ class Trainer:
         checkpoint.save_atomic(self.state(), checkpoint.step_path(self.dir, self.step))
         checkpoint.prune(self.dir, KEEP_CHECKPOINTS)
 
-    def _load(self, path: Path) -> None:
-        ck = checkpoint.load(path)
+    def _load_state(self, ck: dict[str, Any]) -> None:
         for k, net in self.nets.items():
             net.load_state_dict(ck["nets"][k])
         for k, opt in self.opts.items():
@@ -392,14 +489,45 @@ class Trainer:
         self.step, self.elapsed = int(ck["step"]), float(ck["elapsed"])
 
 
-def _fresh_dir(base: Path) -> Path:
-    """``runs/name``, or ``runs/name-2``, ... when that one holds results: never overwrite."""
-    if not (base / "metrics.jsonl").exists() and not (base / "checkpoints").exists():
-        return base
-    i = 2
-    while (base.parent / f"{base.name}-{i}").exists():
-        i += 1
-    return base.parent / f"{base.name}-{i}"
+def _step_of(path: Path) -> int:
+    """The step in a ``step_NNNNNNN.pt`` name."""
+    return int(path.stem.split("_")[-1])
+
+
+def _check_tensorboard() -> None:
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        raise UserError(
+            "log.tensorboard needs the tensorboard package: pip install tensorboard"
+        ) from None
+
+
+def _lock_dir(run_dir: Path) -> tuple[Path, RunLock]:
+    lock = RunLock(Path(run_dir))
+    if not lock.acquire():
+        raise UserError(
+            f"{run_dir} is being trained by another gankit process; wait for it to finish or "
+            "stop it (Ctrl-C) before resuming"
+        )
+    return Path(run_dir), lock
+
+
+def _claim_dir(base: Path) -> tuple[Path, RunLock]:
+    """``runs/name``, or ``runs/name-2``, ... when that one holds checkpoints or another process
+    is training it: results are never overwritten. A folder left by a run stopped before its
+    first checkpoint is reused."""
+    for i in range(1, 10_000):
+        cand = base if i == 1 else base.parent / f"{base.name}-{i}"
+        if checkpoint.checkpoints(cand):
+            continue
+        cand.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(cand)
+        if lock.acquire():
+            if not checkpoint.checkpoints(cand):  # nobody wrote one while we took the lock
+                return cand, lock
+            lock.release()
+    raise UserError(f"no free run folder named {base.name}-N in {base.parent}; choose a new name")
 
 
 @contextlib.contextmanager
@@ -444,12 +572,8 @@ class _Logger:
         self.quiet = cfg.log.quiet
         self.tb = None
         if cfg.log.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise UserError(
-                    "log.tensorboard needs the tensorboard package: pip install tensorboard"
-                ) from None
+            from torch.utils.tensorboard import SummaryWriter  # checked by the Trainer
+
             self.tb = SummaryWriter(str(run_dir / "tensorboard"))
         self.bar = None
         if not self.quiet:
@@ -528,30 +652,33 @@ def _truncate_rows(path: Path, step: int) -> None:
     path.write_text("".join(f"{line}\n" for line in keep))
 
 
-def train(cfg: Config | str | None = None, overrides: list[str] | None = None) -> Run:
-    """Train from a Config, a preset name or YAML path (None = the embedded default)."""
-    if not isinstance(cfg, Config):
+def train(cfg: Config | str | dict | None = None, overrides: list[str] | str | None = None) -> Run:
+    """Train from a Config, a preset name, a YAML path or a config dict (None = the embedded
+    default), with overrides as ``config.load`` takes them (a list of ``key=value``, one string,
+    or a dict)."""
+    if isinstance(cfg, Config):
+        cfg = config_mod.with_overrides(cfg, overrides) if overrides else cfg
+    else:
         cfg = config_mod.load(cfg, overrides)
-    elif overrides:
-        cfg = config_mod.from_dict(
-            config_mod._merge(cfg.to_dict(), config_mod.parse_overrides(overrides))
-        )
     return Trainer(cfg).fit()
 
 
 RESUMABLE_KEYS = ("train.steps", "log.", "device")
 
 
-def resume(run_dir: str | Path, overrides: list[str] | None = None) -> Run:
-    """Continue a run from its newest checkpoint; ``train.steps=N`` extends it."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise UserError(f"{run_dir} is not a run folder (no config.yaml); pass runs/<name>")
-    for item in overrides or []:
-        key = item.split("=", 1)[0]
-        if not key.startswith(RESUMABLE_KEYS):
+def resume(run: str | Path, overrides: list[str] | str | None = None) -> Run:
+    """Continue a run exactly: a run folder (its newest intact checkpoint; step 0 when it has none
+    yet) or one of its checkpoint files. ``train.steps=N`` extends it."""
+    path = Path(run)
+    ckpt = None
+    if path.is_file() and path.suffix == ".pt":
+        ckpt, path = path, path.parent.parent  # <run>/checkpoints/step_N.pt
+    if not (path / "config.yaml").is_file():
+        raise UserError(f"{run} is not a run folder (no config.yaml); pass runs/<name>")
+    for key in config_mod.check_keys(overrides):  # a typo is reported as such, not as
+        if not key.startswith(RESUMABLE_KEYS):  # "cannot change"
             raise UserError(
-                f"cannot change {key} when resuming; only train.steps and log.* may change"
+                f"cannot change {key} when resuming; only train.steps, log.* and device may change"
             )
-    cfg = config_mod.load(run_dir / "config.yaml", overrides)
-    return Trainer(cfg, run_dir=run_dir, resume=True).fit()
+    cfg = config_mod.load(path / "config.yaml", overrides)
+    return Trainer(cfg, run_dir=path, resume=True, from_checkpoint=ckpt).fit()
