@@ -95,3 +95,17 @@ def test_bad_shapes():
         mode_coverage(torch.zeros(0, 2), RING, STD)
     with pytest.raises(ValueError):
         mode_coverage(RING, RING, 0.0)
+
+
+def test_energy_distance_known_value_and_blocks_equal_the_full_matrix(monkeypatch):
+    from gankit.metrics import distances
+
+    x, y = torch.zeros(2, 1), torch.full((2, 1), 3.0)
+    assert distances.energy_distance(x, y) == 6.0  # 2 E|X - Y| - E|X - X'| - E|Y - Y'| = 6 - 0 - 0
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(53, 2, generator=g), torch.randn(41, 2, generator=g) + 0.5
+    a64, b64 = a.double(), b.double()
+    full = 2 * torch.cdist(a64, b64).mean()
+    full -= torch.cdist(a64, a64).sum() / (53 * 52) + torch.cdist(b64, b64).sum() / (41 * 40)
+    monkeypatch.setattr(distances, "CHUNK", 7)  # blocks that divide neither size
+    assert distances.energy_distance(a, b) == pytest.approx(float(full), rel=1e-12, abs=1e-12)

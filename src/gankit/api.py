@@ -7,6 +7,7 @@ weights (the EMA copy when the run kept one) and its config as safetensors metad
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -107,16 +108,29 @@ def _build(cfg: Config, meta: dict[str, Any]) -> nn.Module:
     return nets[meta["sampler_player"]]
 
 
+@contextlib.contextmanager
+def _damaged(path: Path, what: str):
+    """A file with gankit's marker but broken contents is one sentence, not a KeyError."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        reason = " ".join(str(e).split())[:100] or type(e).__name__
+        raise UserError(
+            f"{path} is a damaged {what} ({type(e).__name__}: {reason}); use another one"
+        ) from None
+
+
 def _from_checkpoint(path: Path, ck: dict[str, Any] | None = None) -> Generator:
     ck = ck if ck is not None else checkpoint.load(path)
-    cfg = config_mod.from_dict(ck["config"])
-    meta = ck["meta"]
-    net = _build(cfg, meta)
-    net.load_state_dict(
-        ck["ema"] if ck.get("ema") is not None else ck["nets"][meta["sampler_player"]]
-    )
-    shape, k = tuple(meta["shape"]), int(meta["num_classes"])
-    return Generator(net.eval(), cfg, shape, k, meta["kind"], int(ck["step"]))
+    with _damaged(path, "gankit checkpoint"):
+        cfg = config_mod.from_dict(ck["config"])
+        meta = ck["meta"]
+        net = _build(cfg, meta)
+        net.load_state_dict(
+            ck["ema"] if ck.get("ema") is not None else ck["nets"][meta["sampler_player"]]
+        )
+        shape, k = tuple(meta["shape"]), int(meta["num_classes"])
+        return Generator(net.eval(), cfg, shape, k, meta["kind"], int(ck["step"]))
 
 
 def _from_export(path: Path) -> Generator:
@@ -136,11 +150,13 @@ def _from_export(path: Path) -> Generator:
             f"{path} is damaged: its weights do not match the checksum it was exported with; "
             "export it again from the run (gankit export)"
         )
-    cfg = config_mod.from_dict(json.loads(md["config"]))
-    meta = json.loads(md["meta"])
-    net = _build(cfg, meta)
-    net.load_state_dict(state)
-    return Generator(net.eval(), cfg, tuple(meta["shape"]), int(meta["num_classes"]), meta["kind"])
+    with _damaged(path, "gankit export"):
+        cfg = config_mod.from_dict(json.loads(md["config"]))
+        meta = json.loads(md["meta"])
+        net = _build(cfg, meta)
+        net.load_state_dict(state)
+        shape, k = tuple(meta["shape"]), int(meta["num_classes"])
+        return Generator(net.eval(), cfg, shape, k, meta["kind"])
 
 
 def tensors_sha256(state: dict[str, Tensor]) -> str:

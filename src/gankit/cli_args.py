@@ -10,9 +10,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+from .config import SEED_MAX
 from .errors import UserError
-
-SEED_MAX = 2**32 - 1  # seeds are offset by small constants; keep them well inside int64
 
 
 class Parser(argparse.ArgumentParser):

@@ -159,6 +159,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from .control import latent
     from .files import check_output_file
 
+    check_output_file(args.out, "--out", (".png",))  # what was typed first, then its GIF
     check_output_file(Path(args.out).with_suffix(".gif"), "--out (its .gif)", (".gif",))
     gen, out = _image_generator(args, "interpolate")
     if args.by == "sample":

@@ -124,6 +124,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+SEED_MAX = 2**32 - 1  # seeds are offset by small constants (seed + 12345); the same for every flag
 _INT64 = (-(2**63), 2**63 - 1)  # every int key is one torch can take (seeds, counts, sizes)
 
 
@@ -589,6 +590,8 @@ def validate(cfg: Config) -> None:
         parse_metrics(cfg.eval.metrics)
     if cfg.eval.n < 2:
         raise UserError(f"eval.n must be at least 2, got {cfg.eval.n}")
+    if not 0 <= cfg.seed <= SEED_MAX:
+        raise UserError(f"seed must be in 0..{SEED_MAX}, got {cfg.seed}")
     if cfg.threads < 0:
         raise UserError(f"threads must be 0 (auto) or positive, got {cfg.threads}")
     if cfg.model.depth < 1:

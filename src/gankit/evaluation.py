@@ -190,13 +190,23 @@ class _Draws:
         self._fake: dict[int, Tensor] = {}
         self._real: dict[int, tuple[Tensor, str]] = {}
 
+    def _check(self, n: int) -> None:
+        import math
+
+        from .memory import check as check_memory
+
+        per = 4 * (math.prod(self.generator.shape) + self.generator.z_dim)
+        check_memory(3.0 * per * n, f"n={n} samples", "ask for fewer (--n)")
+
     def fake(self, n: int) -> Tensor:
         if n not in self._fake:
+            self._check(n)
             self._fake[n] = self.generator.sample(n, seed=self.opts.seed)
         return self._fake[n]
 
     def real(self, n: int) -> tuple[Tensor, str]:
         if n not in self._real:
+            self._check(n)
             self._real[n] = _reference(self.generator.config, self.opts, n)
         return self._real[n]
 

@@ -71,16 +71,20 @@ def _nearest_existing(path: Path) -> Path:
     return p
 
 
+def _check_names(path: Path, flag: str) -> None:
+    """Every part of ``path`` fits the file system (before any call that would raise on it)."""
+    too_long = [part for part in path.parts if len(part.encode()) > NAME_MAX]
+    if too_long:
+        raise UserError(
+            f"{flag}: the name {too_long[0][:40]}... is longer than {NAME_MAX} bytes; shorten it"
+        )
+
+
 def _check_writable(path: Path, flag: str, folder: Path) -> None:
     """``folder`` (the output's parent, maybe not yet there) can be made and written."""
     base = _nearest_existing(folder)
     if not base.is_dir():
         raise UserError(f"{flag} {path}: {base} is a file, not a folder; choose another path")
-    too_long = [part for part in path.parts if len(part.encode()) > NAME_MAX]
-    if too_long:
-        raise UserError(
-            f"{flag} {path}: the name {too_long[0][:40]}... is longer than {NAME_MAX} bytes"
-        )
     try:  # a real probe: os.access says yes to root on a read-only file system
         with tempfile.TemporaryFile(dir=base):
             pass
@@ -98,6 +102,7 @@ def check_output_file(
     p = Path(path).expanduser()
     if str(path).strip() == "":
         raise UserError(f"{flag} is empty; give a file name")
+    _check_names(p, flag)
     if suffixes and p.suffix.lower() not in suffixes:
         want = " or ".join(suffixes)
         raise UserError(f"{flag} must be a {want} file, got {p.name or str(path)!r}")
@@ -114,6 +119,7 @@ def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
     p = Path(path).expanduser()
     if str(path).strip() == "":
         raise UserError(f"{flag} is empty; give a folder name")
+    _check_names(p, flag)
     if p.exists() and not p.is_dir():
         raise UserError(f"{flag} {p} is a file, not a folder; give a folder name")
     _check_writable(p, flag, p)

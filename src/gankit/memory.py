@@ -40,6 +40,6 @@ def check(nbytes: float, what: str, fix: str) -> None:
     if free is None or nbytes <= free:
         return
     raise UserError(
-        f"{what} needs about {nbytes / GIB:.1f} GiB of memory, more than the "
+        f"{what}: about {nbytes / GIB:.1f} GiB of memory would be needed, more than the "
         f"{free / GIB:.1f} GiB free on this machine; {fix}"
     )

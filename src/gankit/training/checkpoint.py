@@ -19,6 +19,7 @@ from ..errors import UserError
 from ..files import atomic_path
 
 FORMAT = "gankit-checkpoint-1"
+REQUIRED = ("step", "elapsed", "config", "meta", "nets", "opts", "sched", "rng")
 _STEP_RE = re.compile(r"step_(\d+)\.pt$")
 
 
@@ -45,6 +46,9 @@ def load(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path} is not a gankit checkpoint (no {FORMAT!r} marker)")
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise UserError(f"{path} is a damaged gankit checkpoint (no {missing[0]!r}); use another")
     return ckpt
 
 

@@ -102,7 +102,7 @@ class Trainer:
     ):
         self.cfg = cfg
         self.notes: list[str] = []  # said through the logger when fit starts
-        check_output_dir(run_dir if run_dir is not None else cfg.out, "out")
+        check_output_dir(run_dir if run_dir is not None else cfg.run_dir, "out/name")
         self.device = resolve_device(cfg.device)
         if cfg.log.tensorboard:
             _check_tensorboard()
@@ -472,6 +472,16 @@ class Trainer:
         checkpoint.prune(self.dir, KEEP_CHECKPOINTS)
 
     def _load_state(self, ck: dict[str, Any]) -> None:
+        try:
+            self._restore(ck)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+            reason = " ".join(str(e).split())[:100] or type(e).__name__
+            raise UserError(
+                f"a checkpoint of {self.dir} does not fit this run ({type(e).__name__}: "
+                f"{reason}); resume from another checkpoint file"
+            ) from None
+
+    def _restore(self, ck: dict[str, Any]) -> None:
         for k, net in self.nets.items():
             net.load_state_dict(ck["nets"][k])
         for k, opt in self.opts.items():
