@@ -291,6 +291,15 @@ def test_bad_edit_inputs_answer_with_user_errors():
         edit_optimize(g, clf, z, 1, labels=3)
     with pytest.raises(gankit.UserError, match="edit mode"):
         edit(g, clf, 1, mode="sideways")
+    for bad in (1.5, 0.0, -0.1):
+        with pytest.raises(gankit.UserError, match=rf"stop_prob must be in \(0, 1\].*got {bad}"):
+            edit_optimize(g, clf, z, 1, stop_prob=bad)
+        with pytest.raises(gankit.UserError, match="stop_prob must be in"):
+            edit_direction(g, clf, z, 1, torch.ones(4), stop_prob=bad)
+    with pytest.raises(gankit.UserError, match="lr finite and > 0"):
+        edit_optimize(g, clf, z, 1, lr=float("inf"))
+    with pytest.raises(gankit.UserError, match="prior_weight must be finite"):
+        edit_optimize(g, clf, z, 1, prior_weight=float("nan"))
 
 
 # ------------------------------------------------------------------------------- latent tools

@@ -251,8 +251,11 @@ def edit_optimize(
     """
     y = check_labels(net, len(z), labels)
     shifts = _check_shifts(shifts, image=_check(net, classifier, z, target, y))
-    if steps < 0 or not lr > 0:
-        raise UserError(f"steps must be >= 0 and lr > 0, got steps={steps}, lr={lr}")
+    if steps < 0 or not 0 < lr < math.inf:
+        raise UserError(f"steps must be >= 0 and lr finite and > 0, got steps={steps}, lr={lr}")
+    if not 0 <= prior_weight < math.inf:
+        raise UserError(f"prior_weight must be finite and >= 0, got {prior_weight}")
+    _check_stop(stop_prob)
     if restarts < 0:
         raise UserError(f"restarts must be >= 0, got {restarts}")
     radius = _default_distance(net.z_dim, max_distance)
@@ -324,6 +327,11 @@ class TooFewInClass(UserError):
         )
 
 
+def _check_stop(stop_prob: float | None) -> None:
+    if stop_prob is not None and not 0 < stop_prob <= 1:
+        raise UserError(f"stop_prob must be in (0, 1] (or None: never stop early), got {stop_prob}")
+
+
 def class_codes(
     net: nn.Module, classifier: nn.Module, target: int, n: int = 8, pool: int = 2000, seed: int = 0
 ) -> Tensor:
@@ -361,6 +369,7 @@ def edit_direction(
         raise UserError(f"direction must be a nonzero [{net.z_dim}] vector, got {direction.shape}")
     if n_distances < 1:
         raise UserError(f"n_distances must be at least 1, got {n_distances}")
+    _check_stop(stop_prob)
     radius = _default_distance(net.z_dim, max_distance)
     d = direction.float() / direction.norm()  # [z_dim]
     z0 = z.detach().float().cpu()
