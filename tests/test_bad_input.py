@@ -498,9 +498,31 @@ CONFIG = [
     ),
     C("config-folder", "train --config {folder} out={tmp}", "{folder} is a folder", "{tmp}/ring"),
     C("lr-inf", "train out={tmp} train.lr_g=inf", "train.lr_g", "{tmp}/ring"),
-    C("clip-negative", "train out={tmp} train.clip=-1", "train.clip", "{tmp}/ring"),
-    C("gp-weight-negative", "train out={tmp} train.gp_weight=-1", "train.gp_weight", "{tmp}/ring"),
-    C("margin-negative", "train out={tmp} train.margin=-1", "train.margin", "{tmp}/ring"),
+    C(
+        "clip-negative",
+        "train --config ring-wgan out={tmp} variant.clip=-1",
+        "variant.clip must be positive, got -1.0",
+        "{tmp}/ring-wgan",
+    ),
+    C(
+        "gp-weight-negative",
+        "train --config ring-wgan-gp out={tmp} variant.gp_weight=-1",
+        "variant.gp_weight must be 0 (off) or positive",
+        "{tmp}/ring-wgan-gp",
+    ),
+    C(
+        "margin-negative",
+        "train --config ring-ebgan out={tmp} variant.margin=-1",
+        "variant.margin must be positive",
+        "{tmp}/ring-ebgan",
+    ),
+    C("old-key", "train out={tmp} train.gp_weight=1", "train.gp_weight is now variant.gp_weight"),
+    C(
+        "option-of-another-variant",
+        "train out={tmp} variant.clip=0.1",
+        "variant gan has no options; drop variant.clip",
+        "{tmp}/ring",
+    ),
     C(
         "resume-unknown-key",
         "train --resume {ring_copy} trian.steps=5",
@@ -696,7 +718,12 @@ SUBPROCESS_CASES = [
         "coverage needs an image generator",
         "{ring}/eval",
     ),
-    C("proc-clip-negative", "train out={tmp} train.clip=-1", "train.clip", "{tmp}/ring"),
+    C(
+        "proc-clip-negative",
+        "train --config ring-wgan out={tmp} variant.clip=-1",
+        "variant.clip must be positive",
+        "{tmp}/ring-wgan",
+    ),
 ]
 
 

@@ -109,7 +109,7 @@ ONE_STEP = {
     "wgan-gp-conditional": ("ring-wgan-gp", ["data.classes=true"], ["gp"]),
     "lsgan": ("ring-lsgan", [], ["D(x)", "D(G(z))"]),
     "ebgan": ("ring-ebgan", [], ["energy_real", "energy_fake"]),
-    "ebgan-pt": ("ring-ebgan", ["train.pt_weight=0.1"], ["energy_real", "pull_away"]),
+    "ebgan-pt": ("ring-ebgan", ["variant.pt_weight=0.1"], ["energy_real", "pull_away"]),
     "cgan": ("ring-cgan", [], ["D(x)", "D(G(z))"]),
 }
 # The critic's output bias cancels in E[D(x)] - E[D(G(z))] and the penalty ignores it: no gradient.
@@ -187,7 +187,7 @@ def test_scores_are_logged_raw(tmp_path, variant):
 
 def test_wgan_keeps_every_critic_weight_clipped(tmp_path):
     c = 0.02
-    cfg = _config(tmp_path, "ring-wgan", *TINY, f"train.clip={c}", "train.steps=10")
+    cfg = _config(tmp_path, "ring-wgan", *TINY, f"variant.clip={c}", "train.steps=10")
     t = Trainer(cfg)
     run_phase, seen = t._run_phase, []
 

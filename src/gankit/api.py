@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from . import config as config_mod
-from . import variants  # noqa: F401  (registers the variants to rebuild nets)
+from . import variants  # registers the variants to rebuild nets
 from .config import Config
 from .devices import resolve as resolve_device
 from .errors import UserError
@@ -123,7 +123,7 @@ def _damaged(path: Path, what: str):
 def _from_checkpoint(path: Path, ck: dict[str, Any] | None = None) -> Generator:
     ck = ck if ck is not None else checkpoint.load(path)
     with _damaged(path, "gankit checkpoint"):
-        cfg = config_mod.from_dict(ck["config"])
+        cfg = config_mod.from_dict(variants.upgrade_stored(ck["config"]))
         meta = ck["meta"]
         net = _build(cfg, meta)
         net.load_state_dict(
@@ -151,7 +151,7 @@ def _from_export(path: Path) -> Generator:
             "export it again from the run (gankit export)"
         )
     with _damaged(path, "gankit export"):
-        cfg = config_mod.from_dict(json.loads(md["config"]))
+        cfg = config_mod.from_dict(variants.upgrade_stored(json.loads(md["config"])))
         meta = json.loads(md["meta"])
         net = _build(cfg, meta)
         net.load_state_dict(state)

@@ -64,10 +64,6 @@ class TrainConfig:
     label_smoothing: float = 0.0  # one-sided: the real target is 1 - label_smoothing
     ema: float = 0.0  # decay of the moving average of G's weights; 0 = off
     amp: bool = False  # bfloat16 autocast on CUDA
-    clip: float = 0.01  # weight clipping bound (wgan)
-    gp_weight: float = 10.0  # gradient penalty weight (wgan-gp)
-    margin: float = 1.0  # energy margin m (ebgan)
-    pt_weight: float = 0.0  # pull-away term weight (ebgan)
 
 
 @dataclass
@@ -102,6 +98,9 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # the options of train.variant, declared and checked in that variant's own file (e.g.
+    # variant.gp_weight=10 for wgan-gp); a run's config.yaml holds them all, defaults resolved
+    variant: dict[str, Any] = field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path:
@@ -196,12 +195,26 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise TypeError(f"unsupported config type {tp!r} for {key}")
 
 
+MOVED = {  # keys that moved to their variant's own options: their new place
+    "train.clip": "variant.clip",
+    "train.gp_weight": "variant.gp_weight",
+    "train.margin": "variant.margin",
+    "train.pt_weight": "variant.pt_weight",
+}
+
+
 def _refuse_unknown(cls: type, values: dict[str, Any], prefix: str) -> None:
     """The one check for unknown keys at one level (shared by ``_build`` and ``check_keys``)."""
     if not isinstance(values, dict):
         raise UserError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {values!r}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted((k for k in values if k not in names), key=str)
+    moved = [f"{prefix}{k}" for k in unknown if f"{prefix}{k}" in MOVED]
+    if moved:
+        raise UserError(
+            f"{moved[0]} is now {MOVED[moved[0]]}, an option of its variant; write "
+            f"{MOVED[moved[0]]}=... instead"
+        )
     if unknown:
         raise UserError(
             f"unknown config key {prefix}{unknown[0]}; valid keys here: {', '.join(sorted(names))}"
@@ -218,6 +231,13 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
             kwargs[f.name] = _build(tp, values[f.name], f"{prefix}{f.name}.")
+        elif get_origin(tp) is dict:  # a section whose keys a lower file declares (variant)
+            value = values[f.name]
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise UserError(f"{prefix}{f.name} must be a mapping of options, got {value!r}")
+            kwargs[f.name] = dict(value)
         else:
             kwargs[f.name] = _coerce(values[f.name], tp, prefix + f.name)
     return cls(**kwargs)
@@ -230,9 +250,33 @@ def _set_keys(cls: type, values: dict[str, Any], prefix: str) -> list[str]:
     for k, v in values.items():
         if dataclasses.is_dataclass(hints[k]) and isinstance(v, dict):
             keys += _set_keys(hints[k], v, f"{prefix}{k}.")
+        elif get_origin(hints[k]) is dict and isinstance(v, dict):
+            keys += [f"{prefix}{k}.{option}" for option in v]
         else:
             keys.append(prefix + k)
     return keys
+
+
+def build_options(cls: type, values: dict[str, Any] | None, prefix: str, owner: str) -> Any:
+    """A component's own options (a dataclass declared in its file, e.g. a variant's) from the
+    raw mapping of its config section, as strictly as the rest of the config: unknown keys and
+    wrong types name ``prefix + key``; ``owner`` names the component in the message."""
+    values = dict(values or {})
+    if not dataclasses.fields(cls) and values:
+        raise UserError(f"{owner} has no options; drop {prefix}{sorted(values, key=str)[0]}")
+    try:
+        return _build(cls, values, prefix)
+    except UserError as e:
+        if str(e).startswith("unknown config key"):
+            names = ", ".join(f.name for f in dataclasses.fields(cls))
+            key = str(e).split(";")[0].removeprefix("unknown config key ")
+            raise UserError(f"{owner} has no option {key}; its options: {names}") from None
+        raise
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    """The mapping of a YAML config file (UTF-8, no duplicate keys), not yet a Config."""
+    return _read_yaml(Path(path))
 
 
 def from_dict(values: dict[str, Any]) -> Config:
@@ -610,15 +654,6 @@ def validate(cfg: Config) -> None:
         raise UserError(f"train.ema must be in [0, 1) (0 turns it off), got {cfg.train.ema}")
     if not 0 <= cfg.model.leak < 1:
         raise UserError(f"model.leak must be in [0, 1) (0 is a plain ReLU), got {cfg.model.leak}")
-    for key, v in {"train.clip": cfg.train.clip, "train.margin": cfg.train.margin}.items():
-        if not v > 0:
-            raise UserError(f"{key} must be positive, got {v}")
-    for key, v in {
-        "train.gp_weight": cfg.train.gp_weight,
-        "train.pt_weight": cfg.train.pt_weight,
-    }.items():
-        if v < 0:
-            raise UserError(f"{key} must be 0 (off) or positive, got {v}")
     if cfg.data.channels not in (1, 3):
         raise UserError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
     if not cfg.name or "/" in cfg.name or cfg.name in (".", ".."):

@@ -9,6 +9,7 @@ checkpoints, exact resume, logging and pictures. It never names a variant.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import signal
@@ -23,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import config as config_mod
-from .. import data, report
+from .. import data, report, variants
 from ..config import Config
 from ..devices import resolve as resolve_device
 from ..errors import GankitError, UserError
@@ -119,6 +120,8 @@ class Trainer:
         if cfg.data.classes and self.num_classes == 0:
             raise UserError(f"data set {cfg.data.name} has no class labels; set data.classes=false")
         self.variant: Variant = VARIANTS.get(cfg.train.variant)(cfg)
+        # the saved config holds the variant's options with their defaults resolved
+        self.cfg = cfg = dataclasses.replace(cfg, variant=dataclasses.asdict(self.variant.opts))
         self.phases: list[Phase] = self.variant.phases()
         self.nets = {
             k: v.to(self.device)
@@ -465,6 +468,7 @@ class Trainer:
                 "data": self.sampler.state_dict(),
             },
             "diagnostics": self.diagnostics.state_dict(),
+            "variant": self.variant.state_dict(),
         }
 
     def _save(self) -> None:
@@ -496,6 +500,7 @@ class Trainer:
         self.noise.set_state(ck["rng"]["noise"])
         self.sampler.load_state_dict(ck["rng"]["data"])
         self.diagnostics.load_state_dict(ck.get("diagnostics", {}))
+        self.variant.load_state_dict(ck.get("variant", {}))
         self.step, self.elapsed = int(ck["step"]), float(ck["elapsed"])
 
 
@@ -690,5 +695,6 @@ def resume(run: str | Path, overrides: list[str] | str | None = None) -> Run:
             raise UserError(
                 f"cannot change {key} when resuming; only train.steps, log.* and device may change"
             )
-    cfg = config_mod.load(path / "config.yaml", overrides)
+    stored = variants.upgrade_stored(config_mod.read_file(path / "config.yaml"))
+    cfg = config_mod.load(stored, overrides)
     return Trainer(cfg, run_dir=path, resume=True, from_checkpoint=ckpt).fit()

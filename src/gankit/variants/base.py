@@ -1,9 +1,15 @@
 """The variant contract: what differs between GANs is the players' losses and who moves when.
 
-A variant declares its players (the nets it trains), its phases (which players a phase updates and
-how many times per step), and returns a ``LossOut`` for each phase. It never calls ``backward()``,
-never touches an optimizer or a device: the trainer does (the loss-object design of Karras et al.
-2020, StyleGAN2-ADA).
+A variant declares its players (the nets it trains), its phases (which players a phase updates
+together and how many times per step), and returns a ``LossOut`` for each phase. It never calls
+``backward()``, never touches an optimizer or a device: the trainer does (the loss-object design
+of Karras et al. 2020, StyleGAN2-ADA).
+
+Its own options are a small dataclass, ``Options``, declared in its file and read from the
+config's ``variant`` section (``variant.gp_weight=10``) as strictly as every other key; an
+``Options`` may check its values in ``__post_init__``. State that training changes and resume must
+restore (image pools, running means) lives on the variant behind ``state_dict`` /
+``load_state_dict``, which the trainer checkpoints with everything else.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..config import Config
+from ..config import Config, build_options
 from ..nets import build_discriminator, build_generator
 
 
@@ -40,16 +46,31 @@ class LossOut:
     logs: dict[str, Tensor] = field(default_factory=dict)  # detached scalars to log
 
 
+@dataclass
+class NoOptions:
+    """The options of a variant that has none."""
+
+
 class Variant:
     """Base class: a G/D game; subclasses implement ``loss``."""
 
     players: tuple[str, ...] = ("G", "D")
     sampler_player: str = "G"  # the net that ``sample`` and exports use
     probabilities: bool = True  # D's scores are logits: log sigmoid(D) as D(x) and D(G(z))
+    Options: type = NoOptions  # the variant's own options (config section ``variant``)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.tcfg = cfg.train
+        name = f"variant {cfg.train.variant}"
+        self.opts = build_options(self.Options, cfg.variant, "variant.", name)
+
+    def state_dict(self) -> dict:
+        """Training state to checkpoint (tensors, numbers, strings, lists); none by default."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned."""
 
     def phases(self) -> list[Phase]:
         return [Phase("D", ("D",), self.tcfg.n_critic), Phase("G", ("G",), 1)]

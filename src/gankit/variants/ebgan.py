@@ -2,8 +2,9 @@
 
 D is an autoencoder whose energy is the reconstruction error, E(x) = mean((Dec(Enc(x)) - x)^2).
 D minimises E(x) + max(0, m - E(G(z))): low energy on data, at least the margin m on generated
-samples. G minimises E(G(z)), plus ``pt_weight`` times the pull-away term on the encoder's codes
-of a generated batch (EBGAN-PT), which pushes the codes apart against mode collapse.
+samples. G minimises E(G(z)), plus ``variant.pt_weight`` times the pull-away term on the
+encoder's codes of a generated batch (EBGAN-PT), which pushes the codes apart against mode
+collapse. The options: ``variant.margin``, ``variant.pt_weight``.
 
 The autoencoder head is chosen here (``model.d_output`` is set to ``autoencoder`` whatever the
 config says), and, as for every D, its forward returns the *negated* energy (higher = more
@@ -16,6 +17,7 @@ of about 0.5 (their mean square); ring-ebgan uses m = 0.1 (0.05 to 0.2 all learn
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -26,9 +28,22 @@ from ..registry import VARIANTS
 from .base import Batch, LossOut, Variant
 
 
+@dataclass
+class EBGANOptions:
+    margin: float = 1.0  # m: D pushes the energy of generated samples up to at least this
+    pt_weight: float = 0.0  # weight of the pull-away term in G's loss (EBGAN-PT); 0 = off
+
+    def __post_init__(self) -> None:
+        if not self.margin > 0:
+            raise UserError(f"variant.margin must be positive, got {self.margin}")
+        if not self.pt_weight >= 0:
+            raise UserError(f"variant.pt_weight must be 0 (off) or positive, got {self.pt_weight}")
+
+
 @VARIANTS.register("ebgan")
 class EBGAN(Variant):
     probabilities = False  # D returns minus an energy
+    Options = EBGANOptions
 
     def build_nets(self, shape: tuple[int, ...], num_classes: int) -> dict[str, nn.Module]:
         if num_classes:  # model.d_output would not help: EBGAN always takes the autoencoder
@@ -46,7 +61,7 @@ class EBGAN(Variant):
         if phase == "D":
             s_real, s_fake, _ = self.d_scores(nets, batch)  # [B], [B]: minus the energies
             e_real, e_fake = -s_real, -s_fake  # [B], [B]
-            total = losses.ebgan_d(e_real, e_fake, self.tcfg.margin)
+            total = losses.ebgan_d(e_real, e_fake, self.opts.margin)
             logs = {
                 "loss_D": total.detach(),
                 "energy_real": e_real.detach().mean(),
@@ -57,8 +72,8 @@ class EBGAN(Variant):
         fake = G(batch.z)  # [B, *shape]; the pull-away term needs it, so no g_scores
         total = losses.ebgan_g(-D(fake))
         logs = {}
-        if self.tcfg.pt_weight > 0:
+        if self.opts.pt_weight > 0:
             pt = losses.pull_away(D.encode(fake))  # codes [B, code_dim] -> scalar
-            total = total + self.tcfg.pt_weight * pt
+            total = total + self.opts.pt_weight * pt
             logs["pull_away"] = pt.detach()
         return LossOut(total, {"loss_G": total.detach(), **logs})
