@@ -10,8 +10,9 @@ import pytest
 import torch
 
 import gankit
+from gankit.api import evaluate
+from gankit.config import parse_metrics
 from gankit.errors import UserError
-from gankit.evaluation import evaluate, parse_metrics
 from test_train import _assert_same_state, _state
 
 QUIET = ["log.quiet=true"]

@@ -16,8 +16,8 @@ import torch
 from torch.testing import assert_close
 
 import gankit
+from gankit.api import evaluate
 from gankit.errors import UserError
-from gankit.evaluation import evaluate
 from gankit.training import checkpoint
 from gankit.training.trainer import Trainer
 from gankit.variants.gan import GAN

@@ -25,7 +25,7 @@ _LAZY = {
     "TrainConfig": "config",
     "load_config": ("config", "load"),
     "EvalConfig": "config",
-    "evaluate": "evaluation",
+    "evaluate": "api",
     "Generator": "api",
     "export": "api",
     "load_generator": "api",
@@ -65,7 +65,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs
     from . import data, losses, metrics, nets, report, theory, variants  # noqa: F401
-    from .api import Generator, export, load_generator  # noqa: F401
+    from .api import Generator, evaluate, export, load_generator  # noqa: F401
     from .config import (  # noqa: F401
         Config,
         DataConfig,
@@ -75,5 +75,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         TrainConfig,
     )
     from .config import load as load_config  # noqa: F401
-    from .evaluation import evaluate  # noqa: F401
     from .training.trainer import Run, Trainer, TrainingDiverged, resume, train  # noqa: F401

@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
+import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,85 +21,15 @@ from torch import Tensor, nn
 
 from . import config as config_mod
 from . import variants  # registers the variants to rebuild nets
-from .config import Config
+from .config import Config, parse_metrics
 from .devices import resolve as resolve_device
 from .errors import UserError
 from .files import atomic_path, check_output_file
-from .memory import check as check_memory
+from .generator import Generator, sample_from  # noqa: F401  (re-exported: gankit.api.sample_from)
 from .registry import VARIANTS
 from .training import checkpoint
 
 EXPORT_FORMAT = "gankit-generator-1"
-
-
-@torch.no_grad()
-def sample_from(
-    net: nn.Module,
-    n: int,
-    seed: int | None = None,
-    labels: Tensor | int | None = None,
-    batch: int = 1024,
-) -> Tensor:
-    """n samples [n, *shape] on the CPU; labels: one class for all, or [n] classes."""
-    if n <= 0:
-        raise UserError(f"the number of samples must be positive, got {n}")
-    device = next(net.parameters()).device
-    check_memory(4.0 * n * (net.z_dim + 2), f"{n} latent codes", "ask for fewer samples")
-    if seed is None:  # fresh entropy without reseeding torch's global generator
-        seed = int.from_bytes(os.urandom(8), "little") >> 1
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, net.z_dim, generator=g)  # [n, z_dim]
-    y = _labels(net, n, labels, g)
-    was_training = net.training
-    net.eval()
-    out = []
-    for i in range(0, n, batch):
-        yi = y[i : i + batch].to(device) if y is not None else None
-        out.append(net(z[i : i + batch].to(device), yi).float().cpu())
-        if i == 0:  # now the size of one sample is known: the n samples and their concatenation
-            per = out[0][0].numel() * 4
-            check_memory(2.0 * per * n, f"{n} samples", "ask for fewer samples")
-    net.train(was_training)
-    return torch.cat(out)  # [n, *shape]
-
-
-def _labels(net: nn.Module, n: int, labels: Tensor | int | None, g: torch.Generator):
-    k = getattr(net, "num_classes", 0)
-    if labels is None:
-        return torch.randint(k, (n,), generator=g) if k else None  # [n]
-    if not k:
-        raise UserError("this generator is unconditional; sample it without a class")
-    if isinstance(labels, int):
-        labels = torch.full((n,), labels, dtype=torch.long)  # [n]
-    labels = torch.as_tensor(labels, dtype=torch.long)
-    if labels.shape != (n,):
-        raise UserError(f"labels must have shape [{n}], got {list(labels.shape)}")
-    if labels.min() < 0 or labels.max() >= k:
-        raise UserError(f"class must be in 0..{k - 1}, got {labels.min()}..{labels.max()}")
-    return labels
-
-
-@dataclass
-class Generator:
-    """A trained generator and what it was trained with."""
-
-    net: nn.Module
-    config: Config
-    shape: tuple[int, ...]
-    num_classes: int
-    kind: str  # "toy" or "image"
-    step: int | None = None  # G updates it was trained for (checkpoints; None for exports)
-
-    @property
-    def z_dim(self) -> int:
-        return self.net.z_dim
-
-    def sample(self, n: int, seed: int | None = None, labels: Tensor | int | None = None) -> Tensor:
-        return sample_from(self.net, n, seed=seed, labels=labels)
-
-    def to(self, device: str | torch.device) -> Generator:
-        self.net.to(device)
-        return self
 
 
 def _build(cfg: Config, meta: dict[str, Any]) -> nn.Module:
@@ -212,3 +142,49 @@ def export(path: str | Path, out: str | Path) -> Path:
 
 def _sampler_player(cfg: Config) -> str:
     return VARIANTS.get(cfg.train.variant).sampler_player
+
+
+def evaluate(
+    source: str | Path,
+    metrics: str | Iterable[str] = ("fid",),
+    *,
+    n: int | None = None,
+    ref: str = "test",
+    seed: int = 0,
+    device: str = "cpu",
+    batch_size: int = 200,
+    inception_weights: str | None = None,
+    data_root: str | None = None,
+    out: str | Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run folder, checkpoint or export; see the module docstring for the metrics.
+
+    The result (values, protocols, source, step) is written as JSON to ``out``, or, for a run
+    folder, to ``<run>/eval/step_<N>.json`` (``N`` the step of its newest checkpoint). When that
+    file already holds results of the same generator and step, they are kept: the metrics
+    computed now replace their own earlier values, the others stay (``result["kept"]`` names
+    them), so a second call with other metrics never loses an hour-long FID.
+    """
+    from .evaluation import Options, evaluate_generator, merge_results, read_result
+
+    opts = Options(n, ref, seed, device, batch_size, inception_weights, data_root)
+    names = parse_metrics(metrics)  # bad input answers before torch loads
+    if out is not None:
+        out = check_output_file(out, "out", (".json",))
+    t0 = time.perf_counter()
+    generator = load_generator(source, device=device)
+    result = evaluate_generator(generator, names, opts)
+    result["source"] = str(source)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    result["step"] = generator.step
+    path = Path(source)
+    if out is None and path.is_dir():
+        out = path / "eval" / f"step_{generator.step:07d}.json"
+    if out is not None:
+        out = Path(out)
+        record = merge_results(read_result(out), result, names, out)
+        with atomic_path(out) as tmp:
+            tmp.write_text(json.dumps(record, indent=2) + "\n")
+        result["kept"] = [m for m in record["protocols"] if m not in names]
+        result["written"] = str(out)
+    return result

@@ -251,14 +251,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation import parse_metrics
+    from .config import parse_metrics
 
     names = parse_metrics(args.metrics)  # a typo answers before torch loads
     if args.out is not None:
         from .files import check_output_file
 
         check_output_file(args.out, "--out", (".json",))
-    from .evaluation import evaluate
+    from .api import evaluate
 
     res = evaluate(
         args.source,

@@ -12,7 +12,7 @@ import math
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -277,6 +277,22 @@ def build_options(cls: type, values: dict[str, Any] | None, prefix: str, owner: 
 def read_file(path: str | Path) -> dict[str, Any]:
     """The mapping of a YAML config file (UTF-8, no duplicate keys), not yet a Config."""
     return _read_yaml(Path(path))
+
+
+# the metrics gankit.evaluation computes: eval.metrics and gankit eval --metrics take these names
+METRIC_NAMES = ("fid", "kid", "pr", "is", "cfid", "coverage", "cacc", "modes", "energy")
+
+
+def parse_metrics(spec: str | Iterable[str]) -> list[str]:
+    """``"fid,kid"`` or ``["fid", "kid"]`` -> checked, de-duplicated names in the given order."""
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = [n.strip().lower() for n in names if n.strip()]
+    if not names:
+        raise UserError(f"no metrics given; choose from {', '.join(METRIC_NAMES)}")
+    for name in names:
+        if name not in METRIC_NAMES:
+            raise UserError(f"unknown metric {name!r}; choose from {', '.join(METRIC_NAMES)}")
+    return list(dict.fromkeys(names))
 
 
 def from_dict(values: dict[str, Any]) -> Config:
@@ -629,8 +645,6 @@ def validate(cfg: Config) -> None:
     if cfg.eval.every and not cfg.eval.metrics.strip():
         raise UserError("eval.every is set but eval.metrics is empty; e.g. eval.metrics=cfid")
     if cfg.eval.metrics.strip():
-        from .evaluation import parse_metrics
-
         parse_metrics(cfg.eval.metrics)
     if cfg.eval.n < 2:
         raise UserError(f"eval.n must be at least 2, got {cfg.eval.n}")

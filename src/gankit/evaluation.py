@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .config import METRIC_NAMES, parse_metrics
 from .errors import UserError
 
 if TYPE_CHECKING:  # torch loads on first use, so config checks stay instant
@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # torch loads on first use, so config checks stay instant
 
 INCEPTION = ("fid", "kid", "pr", "is")
 CLASSIFIER = ("cfid", "coverage", "cacc")
-ALL = (*INCEPTION, *CLASSIFIER, "modes", "energy")
+ALL = METRIC_NAMES
 DEFAULT_N = {"inception": 10_000, "cfid": 10_000, "coverage": 10_000, "energy": 2_500}
 STACKED_N = 26_000  # PROTOCOLS.md, Stacked MNIST
 MODES2D_N = 2_500  # PROTOCOLS.md, 2-D mixtures
@@ -64,18 +64,6 @@ VALUE_KEYS = {  # what each metric puts into a result, so a later evaluation can
     ),
     "energy": ("energy_distance",),
 }
-
-
-def parse_metrics(spec: str | Iterable[str]) -> list[str]:
-    """``"fid,kid"`` or ``["fid", "kid"]`` -> checked, de-duplicated names in the given order."""
-    names = spec.split(",") if isinstance(spec, str) else list(spec)
-    names = [n.strip().lower() for n in names if n.strip()]
-    if not names:
-        raise UserError(f"no metrics given; choose from {', '.join(ALL)}")
-    for name in names:
-        if name not in ALL:
-            raise UserError(f"unknown metric {name!r}; choose from {', '.join(ALL)}")
-    return list(dict.fromkeys(names))
 
 
 @dataclasses.dataclass
@@ -316,57 +304,7 @@ def _classifier_metrics(draws: _Draws, names, opts, out, protocols) -> None:
         protocols["modes"] = {**base, "protocol": "Stacked MNIST (Metz et al. 2017)", "n_fake": n}
 
 
-def evaluate(
-    source: str | Path,
-    metrics: str | Iterable[str] = ("fid",),
-    *,
-    n: int | None = None,
-    ref: str = "test",
-    seed: int = 0,
-    device: str = "cpu",
-    batch_size: int = 200,
-    inception_weights: str | None = None,
-    data_root: str | None = None,
-    out: str | Path | None = None,
-) -> dict[str, Any]:
-    """Evaluate a run folder, checkpoint or export; see the module docstring for the metrics.
-
-    The result (values, protocols, source, step) is written as JSON to ``out``, or, for a run
-    folder, to ``<run>/eval/step_<N>.json`` (``N`` the step of its newest checkpoint). When that
-    file already holds results of the same generator and step, they are kept: the metrics
-    computed now replace their own earlier values, the others stay (``result["kept"]`` names
-    them), so a second call with other metrics never loses an hour-long FID.
-    """
-    opts = Options(n, ref, seed, device, batch_size, inception_weights, data_root)
-    names = parse_metrics(metrics)  # bad input answers before torch loads
-    if out is not None:
-        from .files import check_output_file
-
-        out = check_output_file(out, "out", (".json",))
-    from .api import load_generator
-
-    t0 = time.perf_counter()
-    generator = load_generator(source, device=device)
-    result = evaluate_generator(generator, names, opts)
-    result["source"] = str(source)
-    result["seconds"] = round(time.perf_counter() - t0, 1)
-    result["step"] = generator.step
-    path = Path(source)
-    if out is None and path.is_dir():
-        out = path / "eval" / f"step_{generator.step:07d}.json"
-    if out is not None:
-        from .files import atomic_path
-
-        out = Path(out)
-        record = merge_results(_read_result(out), result, names, out)
-        with atomic_path(out) as tmp:
-            tmp.write_text(json.dumps(record, indent=2) + "\n")
-        result["kept"] = [m for m in record["protocols"] if m not in names]
-        result["written"] = str(out)
-    return result
-
-
-def _read_result(path: Path) -> dict[str, Any] | None:
+def read_result(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:

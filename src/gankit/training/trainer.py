@@ -81,7 +81,7 @@ class Run:
 
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None, labels: Tensor | None = None) -> Tensor:
-        from ..api import sample_from
+        from ..generator import sample_from
 
         return sample_from(self.generator, n, seed=seed, labels=labels)
 
@@ -340,7 +340,7 @@ class Trainer:
 
     def _evaluate(self, logger: _Logger) -> None:
         from .. import evaluation
-        from ..api import Generator
+        from ..generator import Generator
 
         cfg = self.cfg
         gen = Generator(
