@@ -35,6 +35,8 @@ from ..variants import Batch, Phase, Variant
 from . import checkpoint
 from .diagnostics import Diagnostics
 from .ema import EMA
+from .logger import Logger
+from .rundir import claim_dir, lock_dir, step_of
 from .stats import Window, grad_norm
 
 N_POINTS = 2500  # generated points for 2-D scatter plots and the mode-coverage protocol
@@ -43,30 +45,6 @@ KEEP_CHECKPOINTS = 3
 
 class TrainingDiverged(GankitError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-class RunLock:
-    """An exclusive lock on a run folder while one process writes it (``<run>/.lock``, an OS file
-    lock through ``filelock``: the kernel drops it when the process dies, so a killed run never
-    leaves a stale lock)."""
-
-    def __init__(self, run_dir: Path):
-        from filelock import FileLock
-
-        self.dir = run_dir
-        self._lock = FileLock(str(run_dir / ".lock"))
-
-    def acquire(self) -> bool:
-        from filelock import Timeout
-
-        try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            return False
-        return True
-
-    def release(self) -> None:
-        self._lock.release()
 
 
 @dataclass
@@ -144,7 +122,7 @@ class Trainer:
         self._fixed = self._fixed_inputs()
         self.last_eval: dict[str, Any] | None = None
         self._check_eval()
-        self.dir, self.lock = _claim_dir(cfg.run_dir) if run_dir is None else _lock_dir(run_dir)
+        self.dir, self.lock = claim_dir(cfg.run_dir) if run_dir is None else lock_dir(run_dir)
         try:
             removed = remove_stale_temporaries([self.dir, self.dir / "checkpoints"])
             if removed:
@@ -174,7 +152,7 @@ class Trainer:
                 f"resume with train.steps={ck['step']} or more"
             )
         if chosen:
-            newer = [p for p in checkpoint.checkpoints(self.dir) if _step_of(p) > int(ck["step"])]
+            newer = [p for p in checkpoint.checkpoints(self.dir) if step_of(p) > int(ck["step"])]
             if newer:
                 aside = self.dir / "checkpoints" / "superseded"
                 aside.mkdir(exist_ok=True)
@@ -273,7 +251,7 @@ class Trainer:
     def _fit(self) -> Run:
         cfg = self.cfg
         self._prepare_dir()
-        logger = _Logger(self.dir, cfg, self.step, self.cfg.train.steps)
+        logger = Logger(self.dir, cfg, self.step, self.cfg.train.steps)
         for note in self.notes:
             logger.note(note)
         window = Window()
@@ -338,7 +316,7 @@ class Trainer:
 
         evaluation.check(self.cfg, self.source.kind, self.cfg.eval.metrics)
 
-    def _evaluate(self, logger: _Logger) -> None:
+    def _evaluate(self, logger: Logger) -> None:
         from .. import evaluation
         from ..generator import Generator
 
@@ -504,11 +482,6 @@ class Trainer:
         self.step, self.elapsed = int(ck["step"]), float(ck["elapsed"])
 
 
-def _step_of(path: Path) -> int:
-    """The step in a ``step_NNNNNNN.pt`` name."""
-    return int(path.stem.split("_")[-1])
-
-
 def _check_tensorboard() -> None:
     try:
         import torch.utils.tensorboard  # noqa: F401
@@ -516,33 +489,6 @@ def _check_tensorboard() -> None:
         raise UserError(
             "log.tensorboard needs the tensorboard package: pip install tensorboard"
         ) from None
-
-
-def _lock_dir(run_dir: Path) -> tuple[Path, RunLock]:
-    lock = RunLock(Path(run_dir))
-    if not lock.acquire():
-        raise UserError(
-            f"{run_dir} is being trained by another gankit process; wait for it to finish or "
-            "stop it (Ctrl-C) before resuming"
-        )
-    return Path(run_dir), lock
-
-
-def _claim_dir(base: Path) -> tuple[Path, RunLock]:
-    """``runs/name``, or ``runs/name-2``, ... when that one holds checkpoints or another process
-    is training it: results are never overwritten. A folder left by a run stopped before its
-    first checkpoint is reused."""
-    for i in range(1, 10_000):
-        cand = base if i == 1 else base.parent / f"{base.name}-{i}"
-        if checkpoint.checkpoints(cand):
-            continue
-        cand.mkdir(parents=True, exist_ok=True)
-        lock = RunLock(cand)
-        if lock.acquire():
-            if not checkpoint.checkpoints(cand):  # nobody wrote one while we took the lock
-                return cand, lock
-            lock.release()
-    raise UserError(f"no free run folder named {base.name}-N in {base.parent}; choose a new name")
 
 
 @contextlib.contextmanager
@@ -575,96 +521,6 @@ def _sigint_flag(flag: threading.Event):
         yield
     finally:
         signal.signal(signal.SIGINT, old)
-
-
-class _Logger:
-    """metrics.jsonl, the progress bar (or plain lines with log.quiet), TensorBoard if asked."""
-
-    def __init__(self, run_dir: Path, cfg: Config, start: int, total: int):
-        self.path = run_dir / "metrics.jsonl"
-        _truncate_rows(self.path, start)  # a resumed run rewrites the steps after its checkpoint
-        self.file = open(self.path, "a")  # noqa: SIM115 - closed in __exit__
-        self.quiet = cfg.log.quiet
-        self.tb = None
-        if cfg.log.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter  # checked by the Trainer
-
-            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
-        self.bar = None
-        if not self.quiet:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(
-                total=total,
-                initial=start,
-                desc=run_dir.name,
-                unit="step",
-                dynamic_ncols=True,
-                file=sys.stderr,
-            )
-        self.last = start
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
-        if self.tb is not None:
-            self.tb.close()
-        self.file.close()
-
-    def _record(self, row: dict[str, Any]) -> None:
-        """One row to metrics.jsonl (flushed) and its numbers to TensorBoard."""
-        self.file.write(json.dumps(row) + "\n")
-        self.file.flush()
-        if self.tb is not None:
-            for k, v in row.items():
-                if k != "step" and isinstance(v, (int, float)):
-                    self.tb.add_scalar(k, v, row["step"])
-
-    def row(self, row: dict[str, Any]) -> None:
-        self._record(row)
-        step = row["step"]
-        short = {k: row[k] for k in ("loss_D", "loss_G", "D(x)", "D(G(z))") if k in row}
-        if self.bar is not None:
-            self.bar.update(step - self.last)
-            self.bar.set_postfix({k: f"{v:.3f}" for k, v in short.items()}, refresh=False)
-        else:
-            parts = " ".join(f"{k}={v:.4f}" for k, v in short.items())
-            print(f"step {step} {parts} img/s={row.get('img_per_s', 0):.0f}", flush=True)
-        self.last = step
-
-    def eval_row(self, row: dict[str, Any]) -> None:
-        """A row of periodic metrics: to metrics.jsonl and TensorBoard, and one printed line."""
-        self._record(row)
-        values = " ".join(f"{k[5:]}={v:.4g}" for k, v in row.items() if k != "step")
-        self.note(f"eval at step {row['step']}: {values}")
-
-    def warn(self, msg: str) -> None:
-        self.note(f"warning: {msg}")
-
-    def note(self, msg: str) -> None:
-        if self.bar is not None:
-            self.bar.write(msg, file=sys.stderr)
-        else:
-            print(msg, file=sys.stderr, flush=True)
-
-    def done(self, summary: dict[str, Any]) -> None:
-        pass
-
-
-def _truncate_rows(path: Path, step: int) -> None:
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line).get("step", math.inf) <= step:
-                keep.append(line)
-        except json.JSONDecodeError:
-            continue  # a half-written last line from a crash
-    path.write_text("".join(f"{line}\n" for line in keep))
 
 
 def train(cfg: Config | str | dict | None = None, overrides: list[str] | str | None = None) -> Run:
