@@ -1,7 +1,8 @@
 """Shared pytest fixtures: the shared data folder and a writable data root built from it.
 
 Tests never write into the shared folder: ``data_root`` links its files into a temporary root laid
-out the way torchvision expects (``<root>/MNIST/raw/``, ``<root>/FashionMNIST/raw/``).
+out the way torchvision expects (``<root>/MNIST/raw/``, ``<root>/FashionMNIST/raw/``,
+``<root>/usps/``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ IDX_FILES = [
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 ]
+USPS_FILES = ["usps.h5", "usps.t.bz2"]  # shared/datasets/usps/ -> <data root>/usps/
 
 
 def require(path: Path, what: str) -> None:
@@ -44,7 +46,8 @@ def shared_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Path:
-    """A temporary data root whose ``MNIST/raw`` and ``FashionMNIST/raw`` link the shared .gz files.
+    """A temporary data root whose ``MNIST/raw`` and ``FashionMNIST/raw`` link the shared .gz files
+    and whose ``usps/`` links the shared ``usps.h5`` and ``usps.t.bz2``.
 
     Pass it as ``DataConfig(root=str(data_root), download=False)``.
     """
@@ -56,6 +59,12 @@ def data_root(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Pat
             src = shared_dir / "datasets" / src_name / name
             require(src, f"{src_name} file {name}")
             (raw / name).symlink_to(src)
+    usps = root / "usps"  # both files: usps.h5 takes precedence; usps.t.bz2 is the cross-check
+    usps.mkdir()
+    for name in USPS_FILES:
+        src = shared_dir / "datasets" / "usps" / name
+        require(src, f"usps file {name}")
+        (usps / name).symlink_to(src)
     return root
 
 

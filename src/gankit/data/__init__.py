@@ -140,7 +140,7 @@ def build_source(cfg: DataConfig, split: str = "train") -> Source:
 
 
 # Imported last so that the data sets can subclass Source and register themselves.
-from . import images, stacked, toy  # noqa: E402, F401  (stacked registers stacked-mnist)
+from . import images, paired, stacked, toy, usps  # noqa: E402, F401  (they register data sets)
 from .images import ImageSource  # noqa: E402
 from .toy import ToySource  # noqa: E402
 

@@ -220,10 +220,10 @@ def _missing_dirs(path: Path) -> list[Path]:
     return out
 
 
-def _undo_download(cls: type, raw: Path, before: set[Path], created: list[Path]) -> None:
-    """After a failed download: delete the partial ``.gz`` files it wrote (md5 not the official
-    one) and the folders it created that are left empty. Files that were there stay."""
-    md5s = dict(cls.resources)
+def _undo_download(md5s: dict[str, str], raw: Path, before: set[Path], created: list[Path]) -> None:
+    """After a failed download: delete the partial files it wrote (``md5s``: file name -> the
+    official md5; a file whose md5 differs is partial) and the folders it created that are left
+    empty. Files that were there stay."""
     for path in set(raw.iterdir() if raw.is_dir() else ()) - before:
         md5 = md5s.get(path.name)
         if md5 and path.is_file() and hashlib.md5(path.read_bytes()).hexdigest() != md5:
@@ -254,7 +254,7 @@ def _ensure_files(cls: type, title: str, root: Path, split: str, download: bool)
             ) from None
         finally:
             if not done:  # also on Ctrl-C
-                _undo_download(cls, raw, before, created)
+                _undo_download(dict(cls.resources), raw, before, created)
         missing = _raw_status(raw, names)
     if missing:
         raise _missing_error(title, cls.__name__, raw, missing, " (data.download is off)")
