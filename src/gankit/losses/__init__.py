@@ -13,14 +13,17 @@ from .adversarial import (
     wasserstein_g,
 )
 from .penalties import gradient_penalty
+from .reconstruction import cycle_loss, identity_loss
 
 __all__ = [
     "bce_d",
+    "cycle_loss",
     "ebgan_d",
     "ebgan_g",
     "g_minimax",
     "g_nonsaturating",
     "gradient_penalty",
+    "identity_loss",
     "lsgan_d",
     "lsgan_g",
     "pull_away",

@@ -17,9 +17,19 @@ from torch import nn
 from ..config import ModelConfig
 from ..registry import NETS
 from . import dcgan, mlp  # noqa: F401  (registers "dcgan" and "mlp")
-from .layers import check_labels, check_shape
+from .layers import check_labels, check_shape, init_normal
+from .patchgan import PatchDiscriminator  # CycleGAN's D (Isola et al. 2017)
+from .resnet import ResnetGenerator  # CycleGAN's G (Zhu et al. 2017)
 
-__all__ = ["build_generator", "build_discriminator", "check_shape", "check_labels"]
+__all__ = [
+    "PatchDiscriminator",
+    "ResnetGenerator",
+    "build_discriminator",
+    "build_generator",
+    "check_labels",
+    "check_shape",
+    "init_normal",
+]
 
 
 def build_generator(cfg: ModelConfig, shape: Sequence[int], num_classes: int = 0) -> nn.Module:

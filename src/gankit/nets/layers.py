@@ -225,3 +225,28 @@ class AutoencoderD(nn.Module):
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         rec = self.reconstruct(x, y)  # [N, *shape]
         return -(rec - x).pow(2).flatten(1).mean(dim=1)  # [N]: minus the energy
+
+
+def init_normal(module: nn.Module, std: float = 0.02) -> nn.Module:
+    """Draw every conv/linear weight of ``module`` (and its children) from N(0, std) and every
+    normalization scale from N(1, std); zero the biases. Returns ``module``.
+
+    The init of Radford et al. (2016) that the CycleGAN code uses by default; instance norms
+    without affine parameters have nothing to draw."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+def check_positive(**values: int) -> None:
+    """Raise ``UserError`` unless each named value is an int >= 1 (``n_blocks`` may be 0)."""
+    for name, v in values.items():
+        low = 0 if name in ("n_blocks", "n_down") else 1
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            raise UserError(f"{name} must be an integer >= {low}, got {v!r}")
