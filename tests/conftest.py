@@ -7,6 +7,7 @@ out the way torchvision expects (``<root>/MNIST/raw/``, ``<root>/FashionMNIST/ra
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -76,3 +77,27 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def restored(source, batch_size: int, skip: int = 3):
+    """``(s1, s2)``: a sampler of ``source`` after ``skip`` batches, and a differently seeded one
+    given its state through ``torch.save`` / ``torch.load(weights_only=True)``, as a checkpoint
+    would."""
+    s1 = source.sampler(batch_size, seed=7)
+    for _ in range(skip):
+        s1.next()
+    buf = io.BytesIO()
+    torch.save(s1.state_dict(), buf)
+    buf.seek(0)
+    s2 = source.sampler(batch_size, seed=12345)
+    s2.load_state_dict(torch.load(buf, weights_only=True))
+    return s1, s2
+
+
+def assert_resumes(source, batch_size: int, skip: int = 3, check: int = 5) -> None:
+    """A sampler restored from a checkpointed state continues with bit-identical batches."""
+    s1, s2 = restored(source, batch_size, skip)
+    for _ in range(check):
+        (x1, y1), (x2, y2) = s1.next(), s2.next()
+        assert torch.equal(x1, x2)
+        assert (y1 is None and y2 is None) or torch.equal(y1, y2)

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torch.testing import assert_close
 
+from conftest import assert_resumes
 from gankit.config import DataConfig
 from gankit.data import ImageSource, build_source, check_fits
 from gankit.data import data_root as resolve_root
@@ -30,22 +31,6 @@ from gankit.registry import DATASETS
 
 def toy(name: str, split: str = "train") -> ToySource:
     return build_source(DataConfig(name=name), split)
-
-
-def assert_resumes(source, batch_size: int, skip: int = 3, check: int = 5) -> None:
-    """A sampler restored from a checkpointed state continues with bit-identical batches."""
-    s1 = source.sampler(batch_size, seed=7)
-    for _ in range(skip):
-        s1.next()
-    buf = io.BytesIO()
-    torch.save(s1.state_dict(), buf)
-    buf.seek(0)
-    s2 = source.sampler(batch_size, seed=12345)
-    s2.load_state_dict(torch.load(buf, weights_only=True))
-    for _ in range(check):
-        (x1, y1), (x2, y2) = s1.next(), s2.next()
-        assert torch.equal(x1, x2)
-        assert (y1 is None and y2 is None) or torch.equal(y1, y2)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ that resume exactly, one-line errors for bad input)."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import assert_resumes, restored
 from gankit.config import DataConfig
 from gankit.data import build_source
 from gankit.data.images import resize_uint8
@@ -46,22 +46,6 @@ def link(data_root: Path, dst_root: Path, names: list[str]) -> Path:
     for name in names:
         (folder / name).symlink_to((data_root / "usps" / name).resolve())
     return folder
-
-
-def assert_resumes(source, batch_size: int, skip: int = 3, check: int = 5) -> None:
-    """A sampler restored from a checkpointed state continues with bit-identical batches."""
-    s1 = source.sampler(batch_size, seed=7)
-    for _ in range(skip):
-        s1.next()
-    buf = io.BytesIO()
-    torch.save(s1.state_dict(), buf)
-    buf.seek(0)
-    s2 = source.sampler(batch_size, seed=12345)
-    s2.load_state_dict(torch.load(buf, weights_only=True))
-    for _ in range(check):
-        (x1, y1), (x2, y2) = s1.next(), s2.next()
-        assert torch.equal(x1, x2)
-        assert (y1 is None and y2 is None) or torch.equal(y1, y2)
 
 
 @pytest.fixture(scope="module")
@@ -306,14 +290,7 @@ def test_pair_orders_independent(usps16, data_root):
 
 def test_pair_sampler_resumes(data_root):
     pair = pair_of(data_root, size=16)
-    s1 = pair.sampler(700, seed=7)
-    for _ in range(3):  # domain A (2,007 images) is into its second epoch
-        s1.next()
-    buf = io.BytesIO()
-    torch.save(s1.state_dict(), buf)
-    buf.seek(0)
-    s2 = pair.sampler(700, seed=999)
-    s2.load_state_dict(torch.load(buf, weights_only=True))
+    s1, s2 = restored(pair, 700, skip=3)  # domain A (2,007 images) is into its second epoch
     assert s2.a.epoch == 1 and s2.b.epoch == 0
     for _ in range(4):
         (a1, b1), (ya1, yb1) = s1.next()

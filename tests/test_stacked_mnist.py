@@ -4,7 +4,6 @@ short run of the DCGAN preset."""
 
 from __future__ import annotations
 
-import io
 import math
 
 import pytest
@@ -12,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.testing import assert_close
 
+from conftest import restored
 from gankit import config
 from gankit.api import Generator, load_generator
 from gankit.config import Config, DataConfig
@@ -78,14 +78,7 @@ def test_triple_labels():
 
 def test_sampler_resumes_exactly(data_root):
     source = stacked(data_root)
-    s1 = source.sampler(96, seed=7)
-    for _ in range(3):
-        s1.next()
-    buf = io.BytesIO()
-    torch.save(s1.state_dict(), buf)
-    buf.seek(0)
-    s2 = source.sampler(96, seed=12345)
-    s2.load_state_dict(torch.load(buf, weights_only=True))
+    s1, s2 = restored(source, 96, skip=3)
     for _ in range(110):  # past the end of an epoch (10,000 stacks / 96)
         (x1, y1), (x2, y2) = s1.next(), s2.next()
         assert torch.equal(x1, x2) and torch.equal(y1, y2)
