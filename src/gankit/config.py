@@ -40,6 +40,11 @@ class DataConfig:
     channels: int = 1  # 1 = grayscale, 3 = RGB (folder)
     download: bool = True  # fetch missing files when online (mnist, fashion-mnist)
     classes: bool = False  # hand labels to the networks (conditional models)
+    # name=pair: the two unpaired domains, each a data set of its own (data.a.name=usps
+    # data.b.name=mnist), sharing this section's size, channels, root and download; or leave them
+    # empty and set data.path to a CycleGAN folder (trainA/, trainB/, testA/, testB/)
+    a: dict[str, Any] = field(default_factory=dict)
+    b: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,6 +73,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     lr_decay: Literal["none", "linear"] = "linear"  # linear: to 0 at the last step
+    lr_decay_start: float = 0.0  # fraction of train.steps at constant lr before a linear decay
     label_smoothing: float = 0.0  # one-sided: the real target is 1 - label_smoothing
     ema: float = 0.0  # decay of the moving average of G's weights; 0 = off
     amp: bool = False  # bfloat16 autocast on CUDA
@@ -551,6 +557,12 @@ def validate(cfg: Config) -> None:
         raise UserError(f"train.ema must be in [0, 1) (0 turns it off), got {cfg.train.ema}")
     if not 0 <= cfg.model.leak < 1:
         raise UserError(f"model.leak must be in [0, 1) (0 is a plain ReLU), got {cfg.model.leak}")
+    if not 0 <= cfg.train.lr_decay_start < 1:
+        raise UserError(
+            f"train.lr_decay_start must be in [0, 1), got {cfg.train.lr_decay_start}; 0.5 keeps "
+            "the learning rate constant for the first half, then decays it linearly to 0"
+        )
+    _validate_domains(cfg.data)
     if cfg.data.channels not in (1, 3):
         raise UserError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
     if not cfg.name or "/" in cfg.name or cfg.name in (".", ".."):
@@ -572,3 +584,49 @@ def validate(cfg: Config) -> None:
         or (dev.startswith("cuda:") and n.isascii() and n.isdigit())
     ):
         raise UserError(f"device must be auto, cpu, cuda, cuda:N or mps, got {dev!r}")
+
+
+DOMAIN_SHARED = ("size", "channels", "root", "download")  # set once, in data.*, for both domains
+
+
+def _validate_domains(data: DataConfig) -> None:
+    """data.a / data.b belong to data.name=pair, which needs both or a CycleGAN folder."""
+    if data.name != "pair":
+        if data.a or data.b:
+            key = "data.a" if data.a else "data.b"
+            raise UserError(
+                f"{key} is a domain of data.name=pair, but data.name={data.name}; set "
+                "data.name=pair or drop the domains"
+            )
+        return
+    if data.path and (data.a or data.b):
+        raise UserError(
+            "data.name=pair takes either data.path (a CycleGAN folder) or data.a and data.b, "
+            "not both; drop one"
+        )
+    # neither domains nor a folder (the folder preset before data.path is set): the data set
+    # itself says so when it is built, so that every preset still loads
+    for label in ("a", "b"):
+        domain = getattr(data, label)
+        for key in DOMAIN_SHARED:
+            if key in domain:
+                raise UserError(
+                    f"data.{label}.{key} cannot be set per domain: both domains share data.{key}"
+                )
+        for key in ("a", "b", "classes", "path"):
+            if key == "path" and domain.get("name") == "folder":
+                continue
+            if key in domain:
+                raise UserError(
+                    f"data.{label}.{key} has no meaning for a domain; drop it (a domain is one "
+                    "data set, unlabelled for translation; data.path is for name=folder)"
+                )
+        domain_config(data, label)  # unknown keys and wrong types answer before anything loads
+
+
+def domain_config(data: DataConfig, label: str) -> DataConfig:
+    """Domain ``label`` ("a" or "b") of a pair as a DataConfig of its own, with the pair's shared
+    size, channels, root and download."""
+    shared = {k: getattr(data, k) for k in DOMAIN_SHARED}
+    values = {**getattr(data, label), **shared}
+    return build_options(DataConfig, values, f"data.{label}.", f"domain data.{label}")

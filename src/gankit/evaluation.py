@@ -89,6 +89,12 @@ class Options:
 
 
 def _check_kind(cfg: Config, kind: str, names: list[str]) -> None:
+    if kind == "pair":
+        raise UserError(
+            f"{', '.join(names)} measure samples of a G(z), but this run translates between two "
+            "domains; measure it with benchmarks/translation.py (class preservation) and set "
+            "eval.every=0"
+        )
     image_only = [n for n in names if n in INCEPTION or n in CLASSIFIER]
     if kind != "image" and image_only:
         verb = "needs" if len(image_only) == 1 else "need"

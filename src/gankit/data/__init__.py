@@ -91,6 +91,8 @@ def check_fits(source: Source, batch_size: int, n_samples: int) -> None:
     grid (the mode-collapse check draws ``n_samples`` distinct real images) or trains on batches
     that repeat images. Sources without a length (toy mixtures, drawn on the fly) always fit.
     """
+    for part in getattr(source, "domains", ()):  # a pair: each domain must fit
+        check_fits(part, batch_size, n_samples)
     if not isinstance(source, Sized):
         return
     n = len(source)

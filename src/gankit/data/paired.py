@@ -15,8 +15,9 @@ in [-1, 1] and int64 labels ``[B]`` (None for an unlabelled domain). ``state_dic
 domains' states (tensors, ints and strs only: ``torch.load(weights_only=True)`` reads it) and
 ``load_state_dict`` resumes both bit for bit.
 
-The pair is not a registered ``Source`` (its batches are two batches); the name ``pair`` is kept
-here for the config that selects it.
+The pair registers as the data set ``pair`` (``data.name=pair``): ``data.a`` and ``data.b`` name
+the two domains, or ``data.path`` a CycleGAN folder. It is not a ``Source`` (its batches are two
+batches, its ``kind`` is ``"pair"``): only a variant that plays on two domains takes it.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..config import DataConfig
+from ..config import DataConfig, domain_config
 from ..errors import UserError
+from ..registry import DATASETS
 from . import SPLITS, Sampler, Source, build_source, check_batch_size, check_fits
 from .images import list_images
 
@@ -69,6 +71,10 @@ class PairSource:
         self.names = (a.name, b.name)
         self.num_classes = (a.num_classes, b.num_classes)  # 0 = unlabelled
         self.name = NAME
+
+    @property
+    def domains(self) -> tuple[Source, Source]:
+        return self.a, self.b
 
     @property
     def lengths(self) -> tuple[int, int]:
@@ -214,3 +220,19 @@ def build_pair_folder(
             )
     cfgs = [DataConfig(name="folder", path=str(f), size=size, channels=channels) for f in folders]
     return build_pair(cfgs[0], cfgs[1], split, size=size, channels=channels)
+
+
+@DATASETS.register(NAME)
+def pair(cfg: DataConfig, split: str = "train") -> PairSource:
+    """``data.name=pair``: the domains ``data.a`` and ``data.b``, or the CycleGAN folder
+    ``data.path``, at the pair's ``data.size`` and ``data.channels``."""
+    if cfg.path:
+        return build_pair_folder(cfg.path, cfg.size, cfg.channels, split)
+    if not (cfg.a and cfg.b):
+        missing = "data.b.name" if cfg.a else "data.a.name"
+        raise UserError(
+            f"data.name=pair needs two domains: {missing} is not set (e.g. data.a.name=usps "
+            "data.b.name=mnist), or set data.path to a folder with trainA/ and trainB/"
+        )
+    a, b = domain_config(cfg, "a"), domain_config(cfg, "b")
+    return build_pair(a, b, split, size=cfg.size, channels=cfg.channels)

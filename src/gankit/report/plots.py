@@ -46,6 +46,34 @@ _STYLE = {
 }
 # Keys with a panel of their own, and bookkeeping keys that say nothing about the game.
 KNOWN_KEYS = {"loss_D", "loss_G", "D(x)", "D(G(z))", "grad_norm_D", "grad_norm_G"}
+
+
+def _is_loss(key: str) -> bool:  # loss_D, loss_G, and every player's own: loss_D_A, ...
+    return key.startswith("loss_")
+
+
+def _is_score(key: str) -> bool:  # D(x), D(G(z)), D_A(a), D_B(G_AB(a)): mean D outputs
+    return key.startswith("D") and "(" in key and key.endswith(")")
+
+
+def _is_grad(key: str) -> bool:  # grad_norm_D, grad_norm_G_AB, ...
+    return key.startswith("grad_norm_")
+
+
+def _keys_where(rows: list[dict], keep: Callable[[str], bool], positive: bool = False) -> list[str]:
+    """Keys that ``keep`` accepts with data, D's and G's known keys first, then first-seen order."""
+    seen = {k: None for row in rows for k in row if keep(k)}
+    keys = [k for k in seen if len(_series(rows, k, positive)[0])]
+    return sorted(keys, key=lambda k: (0, k.endswith(("G", "G(z))"))) if k in KNOWN_KEYS else (1,))
+
+
+def _color(key: str, i: int) -> str:
+    """D blue and G orange for the G/D game's keys; other players' keys take the next colours."""
+    if key in KNOWN_KEYS:
+        return G_COLOR if key.endswith(("G", "G(z))")) else D_COLOR
+    return f"C{i + 2}"
+
+
 BOOKKEEPING_KEYS = {"step", "seconds", "img_per_s", "epoch", "kimg"}
 # The light half of "Greys": dark enough to read D's view, light enough for points on top.
 _HEAT_CMAP = ListedColormap(matplotlib.colormaps["Greys"](np.linspace(0.0, 0.6, 256)), "heat")
@@ -125,18 +153,19 @@ def _plain_log_axis(ax: Axes) -> None:
 
 
 def _panel_losses(ax: Axes, rows: list[dict]) -> None:
-    for key, color in (("loss_D", D_COLOR), ("loss_G", G_COLOR)):
-        _draw(ax, *_series(rows, key), key, color)
+    for i, key in enumerate(_keys_where(rows, _is_loss)):
+        _draw(ax, *_series(rows, key), key, _color(key, i))
     ax.set_title("losses")
     ax.set_ylabel("loss")
 
 
 def _panel_outputs(ax: Axes, rows: list[dict]) -> None:
-    series = {key: _series(rows, key) for key in ("D(x)", "D(G(z))")}
-    for (key, (steps, values)), color in zip(series.items(), (D_COLOR, G_COLOR), strict=True):
-        _draw(ax, steps, values, key, color)
+    series = {key: _series(rows, key) for key in _keys_where(rows, _is_score)}
+    for i, (key, (steps, values)) in enumerate(series.items()):
+        _draw(ax, steps, values, key, _color(key, i))
     everything = np.concatenate([v for _, v in series.values()])
-    if everything.min() >= 0 and everything.max() <= 1:
+    probabilities = all(k in KNOWN_KEYS for k in series)  # other players log raw scores
+    if probabilities and everything.min() >= 0 and everything.max() <= 1:
         ax.set_ylim(-0.02, 1.02)
         equilibrium = "D = 1/2: equilibrium of the minimax game"
         ax.axhline(0.5, ls="--", lw=1, color="0.35", label=equilibrium)
@@ -148,8 +177,8 @@ def _panel_outputs(ax: Axes, rows: list[dict]) -> None:
 
 
 def _panel_grads(ax: Axes, rows: list[dict]) -> None:
-    for key, color in (("grad_norm_D", D_COLOR), ("grad_norm_G", G_COLOR)):
-        _draw(ax, *_series(rows, key, positive=True), key, color)
+    for i, key in enumerate(_keys_where(rows, _is_grad, positive=True)):
+        _draw(ax, *_series(rows, key, positive=True), key, _color(key, i))
     _plain_log_axis(ax)
     ax.set_title("gradient norms")
     ax.set_ylabel("L2 norm (log)")
@@ -160,7 +189,8 @@ def _other_keys(rows: list[dict]) -> list[str]:
     keys: dict[str, None] = {}
     for row in rows:
         for key, value in row.items():
-            skip = key in KNOWN_KEYS or key in BOOKKEEPING_KEYS or key.startswith(("lr_", "eval/"))
+            known = _is_loss(key) or _is_score(key) or _is_grad(key)
+            skip = known or key in BOOKKEEPING_KEYS or key.startswith(("lr_", "eval/"))
             if not skip and _is_number(value):
                 keys[key] = None
     return list(keys)
@@ -204,9 +234,9 @@ def _has(rows: list[dict], keys: list[str], positive: bool = False) -> bool:
 def _losses_figure(rows: list[dict], title: str = "") -> Figure:
     """The figure behind ``plot_losses``: one panel per group of metrics that has data."""
     panels = [
-        (_panel_losses, _has(rows, ["loss_D", "loss_G"])),
-        (_panel_outputs, _has(rows, ["D(x)", "D(G(z))"])),
-        (_panel_grads, _has(rows, ["grad_norm_D", "grad_norm_G"], positive=True)),
+        (_panel_losses, bool(_keys_where(rows, _is_loss))),
+        (_panel_outputs, bool(_keys_where(rows, _is_score))),
+        (_panel_grads, bool(_keys_where(rows, _is_grad, positive=True))),
         (_panel_other, _has(rows, _other_keys(rows))),
         *[(_eval_panel(key), True) for key in _eval_keys(rows)],
     ]

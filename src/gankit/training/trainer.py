@@ -94,10 +94,11 @@ class Trainer:
             f"train.batch_size={cfg.train.batch_size} with log.n_samples={cfg.log.n_samples}",
             "lower train.batch_size or log.n_samples",
         )
+        self.variant: Variant = VARIANTS.get(cfg.train.variant)(cfg)
+        self.variant.check_data(self.source)
         self.num_classes = self.source.num_classes if cfg.data.classes else 0
         if cfg.data.classes and self.num_classes == 0:
             raise UserError(f"data set {cfg.data.name} has no class labels; set data.classes=false")
-        self.variant: Variant = VARIANTS.get(cfg.train.variant)(cfg)
         # the saved config holds the variant's options with their defaults resolved
         self.cfg = cfg = dataclasses.replace(cfg, variant=dataclasses.asdict(self.variant.opts))
         self.phases: list[Phase] = self.variant.phases()
@@ -119,7 +120,12 @@ class Trainer:
         self.elapsed = 0.0
         self.diagnostics = Diagnostics(cfg, self.source, self.variant.probabilities)
         self._stop = threading.Event()
-        self._fixed = self._fixed_inputs()
+        n_fixed = N_POINTS if self.source.kind == "toy" else cfg.log.n_samples
+        # one fixed set (z, or test images) for every sample grid: a timeline shows it evolve
+        self._fixed = self.variant.fixed_inputs(
+            self.source, n_fixed, self.num_classes, cfg.seed + 12345
+        )
+        self._last_batch: Batch | None = None
         self.last_eval: dict[str, Any] | None = None
         self._check_eval()
         self.dir, self.lock = claim_dir(cfg.run_dir) if run_dir is None else lock_dir(run_dir)
@@ -166,17 +172,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up helpers
     def _lr_factor(self, step: int) -> float:
-        if self.cfg.train.lr_decay == "linear":
-            return max(0.0, 1.0 - step / self.cfg.train.steps)
-        return 1.0
-
-    def _fixed_inputs(self) -> tuple[Tensor, Tensor | None]:
-        """One fixed z (and labels) for every sample grid, so a timeline shows one set evolve."""
-        n = N_POINTS if self.source.kind == "toy" else self.cfg.log.n_samples
-        g = torch.Generator().manual_seed(self.cfg.seed + 12345)
-        z = torch.randn(n, self.cfg.model.z_dim, generator=g)  # [n, z_dim]
-        y = torch.arange(n) % self.num_classes if self.num_classes else None  # [n]
-        return z, y
+        """Constant until ``lr_decay_start`` of the steps, then linear to 0 at the last step."""
+        if self.cfg.train.lr_decay != "linear":
+            return 1.0
+        start = self.cfg.train.lr_decay_start * self.cfg.train.steps
+        return max(0.0, min(1.0, 1.0 - (step - start) / (self.cfg.train.steps - start)))
 
     @property
     def sampling_net(self) -> nn.Module:
@@ -193,20 +193,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def _batch(self, step: int) -> Batch:
-        x, y = self.sampler.next()
-        b = x.shape[0]
+        x, y = self.sampler.next()  # a batch, or a tuple of one batch per domain
+        b = (x[0] if isinstance(x, tuple) else x).shape[0]
         z = torch.randn(b, self.cfg.model.z_dim, generator=self.noise)  # [B, z_dim]
-        dev = self.device
-        x, z = x.to(dev, non_blocking=True), z.to(dev, non_blocking=True)
-        y = y.to(dev, non_blocking=True) if (y is not None and self.num_classes) else None
+        x, z = _to_device(x, self.device), z.to(self.device, non_blocking=True)
+        y = _to_device(y, self.device) if self.num_classes else None
         return Batch(real=x, labels=y, z=z, step=step)
 
     def _run_phase(self, phase: Phase, window: Window, log_now: bool) -> None:
         for name, net in self.nets.items():  # frozen players build no graph for their weights
             net.requires_grad_(name in phase.updates)
         amp = self.cfg.train.amp and self.device.type == "cuda"
-        for _ in range(phase.repeat):
-            batch = self._batch(self.step)
+        for i in range(phase.repeat):
+            reuse = i == 0 and not phase.new_batch and self._last_batch is not None
+            batch = self._last_batch if reuse else self._batch(self.step)
+            self._last_batch = batch
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
                 out = self.variant.loss(phase.name, self.nets, batch)
             for name in phase.updates:
@@ -265,8 +266,10 @@ class Trainer:
                     interrupted = True
                     break
                 log_now = (self.step + 1) % cfg.log.every == 0 or self.step + 1 == cfg.train.steps
+                self._last_batch = None  # a step's first phase always draws
                 for phase in self.phases:
                     self._run_phase(phase, window, log_now)
+                self._last_batch = None
                 for s in self.sched.values():
                     s.step()
                 if self.ema is not None:
@@ -284,7 +287,7 @@ class Trainer:
                         logger.warn(msg)
                     logger.row(row)
                 if self.step % cfg.log.sample_every == 0 or self.step == cfg.train.steps:
-                    fake = self._generate(*self._fixed)
+                    fake = self._generate()
                     self._save_samples(fake)
                     for msg in self.diagnostics.check_samples(self.step, fake):
                         logger.warn(msg)
@@ -343,17 +346,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ pictures and summary
     @torch.no_grad()
-    def _generate(self, z: Tensor, y: Tensor | None) -> Tensor:
-        net = self.sampling_net
-        was_training = net.training
-        net.eval()
-        out = []
-        for i in range(0, z.shape[0], 1024):
-            zi = z[i : i + 1024].to(self.device)
-            yi = y[i : i + 1024].to(self.device) if y is not None else None
-            out.append(net(zi, yi).float().cpu())
-        net.train(was_training)
-        return torch.cat(out)  # [n, *shape]
+    def _generate(self) -> Tensor:
+        """The variant's preview of the fixed inputs, ``[n, *shape]`` on the CPU, every net in
+        eval mode (the sampler's EMA copy in its place)."""
+        nets = {**self.nets, self.variant.sampler_player: self.sampling_net}
+        modes = {name: net.training for name, net in nets.items()}
+        for net in nets.values():
+            net.eval()
+        try:
+            out = self.variant.preview(nets, _to_device(self._fixed, self.device))
+        finally:
+            for name, net in nets.items():
+                net.train(modes[name])
+        return out.float().cpu()  # [n, *shape]
 
     @torch.no_grad()
     def _field(self, pts: Tensor) -> Tensor:
@@ -367,8 +372,8 @@ class Trainer:
 
     def _save_samples(self, fake: Tensor, path: Path | None = None) -> Path:
         path = path or self.dir / "samples" / f"step_{self.step:07d}.png"
-        if self.source.kind == "image":
-            return report.save_grid(fake, path)
+        if self.source.kind != "toy":
+            return report.save_grid(fake, path, nrow=self.variant.preview_nrow(fake.shape[0]))
         real, _ = self.source.sample(N_POINTS, torch.Generator().manual_seed(self.cfg.seed + 7))
         field = self._field if self.num_classes == 0 and "D" in self.nets else None
         label = "D(x)" if self.variant.probabilities else "critic D(x)"
@@ -399,7 +404,7 @@ class Trainer:
             )
             speeds = [r["img_per_s"] for r in rows if "img_per_s" in r]
             summary["img_per_s"] = round(sum(speeds) / len(speeds), 1) if speeds else None
-        fake = self._generate(*self._fixed)
+        fake = self._generate()
         summary.update(self.diagnostics.final(fake))
         summary["warnings"] = self.diagnostics.warnings
         if self.last_eval is not None:
@@ -482,6 +487,15 @@ class Trainer:
         self.step, self.elapsed = int(ck["step"]), float(ck["elapsed"])
 
 
+def _to_device(obj: Any, device: torch.device) -> Any:
+    """Tensors, and tuples or lists of them (None kept), moved to ``device``."""
+    if isinstance(obj, Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_to_device(o, device) for o in obj)
+    return obj
+
+
 def _check_tensorboard() -> None:
     try:
         import torch.utils.tensorboard  # noqa: F401
@@ -534,7 +548,7 @@ def train(cfg: Config | str | dict | None = None, overrides: list[str] | str | N
     return Trainer(cfg).fit()
 
 
-RESUMABLE_KEYS = ("train.steps", "log.", "device")
+RESUMABLE_KEYS = ("train.steps", "log.", "device", "threads")
 
 
 def resume(run: str | Path, overrides: list[str] | str | None = None) -> Run:
@@ -549,7 +563,8 @@ def resume(run: str | Path, overrides: list[str] | str | None = None) -> Run:
     for key in config_mod.check_keys(overrides):  # a typo is reported as such, not as
         if not key.startswith(RESUMABLE_KEYS):  # "cannot change"
             raise UserError(
-                f"cannot change {key} when resuming; only train.steps, log.* and device may change"
+                f"cannot change {key} when resuming; only train.steps, log.*, device and threads "
+                "may change"
             )
     stored = variants.upgrade_stored(config_mod.read_file(path / "config.yaml"))
     cfg = config_mod.load(stored, overrides)

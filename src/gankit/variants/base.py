@@ -20,24 +20,34 @@ import torch
 from torch import Tensor, nn
 
 from ..config import Config, build_options
+from ..errors import UserError
 from ..nets import build_discriminator, build_generator
 
 
 @dataclass(frozen=True)
 class Phase:
     name: str  # used as the log prefix and passed back to loss()
-    updates: tuple[str, ...]  # players whose optimizers step in this phase
+    updates: tuple[str, ...]  # players whose optimizers step in this phase (stepped together)
     repeat: int = 1  # times per step, each on a fresh real batch (n_critic for D)
+    # False: reuse the previous phase's Batch object, scratch included (CycleGAN's D phase judges
+    # the fakes its G phase made from the same images); the first phase of a step always draws
+    new_batch: bool = True
 
 
 @dataclass
 class Batch:
-    """What one phase iteration sees; tensors are on the training device."""
+    """What one phase iteration sees; tensors are on the training device.
 
-    real: Tensor  # [B, *shape] data
-    labels: Tensor | None  # [B] class labels, or None for an unconditional model
+    ``real`` and ``labels`` are what the source yields, moved to the device as they are: one
+    batch ``[B, *shape]`` (and ``[B]`` labels), or a tuple of one batch per domain for a pair."""
+
+    real: Tensor | tuple[Tensor, ...]  # [B, *shape] data, or (x_a, x_b) for two domains
+    labels: Tensor | tuple[Tensor | None, ...] | None  # [B] classes; None if unconditional
     z: Tensor  # [B, z_dim] latent codes from the trainer's seeded generator
     step: int  # G updates done so far
+    # what one phase leaves for a later phase that reuses this batch (Phase.new_batch=False);
+    # the variant's own, never checkpointed: a step's phases run between two checkpoints
+    scratch: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,11 +69,50 @@ class Variant:
     probabilities: bool = True  # D's scores are logits: log sigmoid(D) as D(x) and D(G(z))
     Options: type = NoOptions  # the variant's own options (config section ``variant``)
 
+    # direction name -> the player that translates it (CycleGAN: AtoB -> G_AB); none for G(z)
+    translators: dict[str, str] = {}
+
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.tcfg = cfg.train
         name = f"variant {cfg.train.variant}"
         self.opts = build_options(self.Options, cfg.variant, "variant.", name)
+
+    @property
+    def exported(self) -> tuple[str, ...]:
+        """The players an export holds: the sampler, or every translator."""
+        return tuple(self.translators.values()) or (self.sampler_player,)
+
+    def check_data(self, source) -> None:
+        """Refuse, with a ``UserError``, data this game cannot play on (before any step)."""
+        if source.kind == "pair":
+            raise UserError(
+                f"train.variant={self.tcfg.variant} plays on one data set, but data.name=pair "
+                "gives two domains; use a translation variant (train.variant=cyclegan)"
+            )
+
+    def fixed_inputs(self, source, n: int, num_classes: int, seed: int):
+        """What every sample grid shows, drawn once on the CPU, so a timeline shows one set
+        evolve: ``n`` fixed z (and labels ``0, 1, ...`` for a conditional G)."""
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, self.cfg.model.z_dim, generator=g)  # [n, z_dim]
+        y = torch.arange(n) % num_classes if num_classes else None  # [n]
+        return z, y
+
+    def preview(self, nets: dict[str, nn.Module], fixed) -> Tensor:
+        """The sample grid's images ``[n, *shape]`` from ``fixed`` (on the device), nets in eval
+        mode under no_grad; the G/D game: G(z, y) in chunks."""
+        z, y = fixed
+        G = nets[self.sampler_player]
+        out = [
+            G(z[i : i + 1024], y[i : i + 1024] if y is not None else None)
+            for i in range(0, z.shape[0], 1024)
+        ]
+        return torch.cat(out)  # [n, *shape]
+
+    def preview_nrow(self, n: int) -> int | None:
+        """Images per row of the sample grid of ``n`` images (None: about sqrt(n))."""
+        return None
 
     def state_dict(self) -> dict:
         """Training state to checkpoint (tensors, numbers, strings, lists); none by default."""
