@@ -29,6 +29,8 @@ _LAZY = {
     "Generator": "api",
     "export": "api",
     "load_generator": "api",
+    "load_translator": "api",
+    "Translator": "control.translate",
     "Run": "training.trainer",
     "Trainer": "training.trainer",
     "TrainingDiverged": "training.trainer",
@@ -65,7 +67,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs
     from . import data, losses, metrics, nets, report, theory, variants  # noqa: F401
-    from .api import Generator, evaluate, export, load_generator  # noqa: F401
+    from .api import Generator, evaluate, export, load_generator, load_translator  # noqa: F401
     from .config import (  # noqa: F401
         Config,
         DataConfig,
@@ -75,4 +77,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         TrainConfig,
     )
     from .config import load as load_config  # noqa: F401
+    from .control.translate import Translator  # noqa: F401
     from .training.trainer import Run, Trainer, TrainingDiverged, resume, train  # noqa: F401

@@ -87,10 +87,10 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def _add_classifier(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "classifier",
-        help="train the evaluation classifier of MNIST or Fashion-MNIST",
-        description="The small CNN behind class coverage, conditional accuracy, classifier FID "
-        "and the Stacked MNIST mode count, cached in <gankit cache>/classifiers/ ($GANKIT_CACHE, "
-        "default ~/.cache/gankit).",
+        help="train the evaluation classifier of MNIST, Fashion-MNIST or USPS",
+        description="The small CNN behind class coverage, conditional accuracy, classifier FID, "
+        "the Stacked MNIST mode count and translation's class preservation, cached in "
+        "<gankit cache>/classifiers/ ($GANKIT_CACHE, default ~/.cache/gankit).",
     )
     csub = p.add_subparsers(dest="action", metavar="ACTION")
     csub.required = True
@@ -100,10 +100,12 @@ def _add_classifier(sub: argparse._SubParsersAction) -> None:
         description="Train the classifier of a data set and cache it; a cached one is kept "
         "unless --force.",
     )
-    t.add_argument("--data", required=True, metavar="{mnist,fashion-mnist}", help="data set")
+    t.add_argument("--data", required=True, metavar="{mnist,fashion-mnist,usps}", help="data set")
     t.add_argument("--data-dir", help="data root (default: $GANKIT_DATA or ~/.cache/gankit/data)")
     t.add_argument(
-        "--epochs", type=positive_int, help="passes over the data (default: mnist 3, fashion 4)"
+        "--epochs",
+        type=positive_int,
+        help="passes over the data (default: mnist 3, fashion 4, usps 20)",
     )
     t.add_argument("--device", default="cpu", help="device to train on (default cpu)")
     t.add_argument("--force", action="store_true", help="train again even if one is cached")
@@ -334,6 +336,7 @@ COMMANDS = {
     "interpolate": cli_control.cmd_interpolate,
     "edit": cli_control.cmd_edit,
     "arithmetic": cli_control.cmd_arithmetic,
+    "translate": cli_control.cmd_translate,
     "export": cmd_export,
     "eval": cmd_eval,
     "classifier": cmd_classifier,

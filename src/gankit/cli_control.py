@@ -1,5 +1,6 @@
 """The ``gankit`` commands that steer a trained generator: ``interpolate``, ``edit``,
-``arithmetic`` and the truncation and per-class grids of ``sample``. Registered by ``cli.py``; the
+``arithmetic`` and the truncation and per-class grids of ``sample``; and ``translate``, which runs
+a translation run (CycleGAN) on a folder of images or a data set. Registered by ``cli.py``; the
 library behind them is ``gankit.control``."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_interpolate(sub)
     _add_edit(sub)
     _add_arithmetic(sub)
+    _add_translate(sub)
 
 
 def _add_interpolate(sub: argparse._SubParsersAction) -> None:
@@ -128,6 +130,38 @@ def _add_arithmetic(sub: argparse._SubParsersAction) -> None:
         "--classifier", metavar="{mnist,fashion-mnist}", help="default: the run's data set"
     )
     p.add_argument("--out", default="arithmetic.png", help="output PNG (default: %(default)s)")
+    p.add_argument("--device", default="cpu", help="device (default cpu)")
+
+
+def _add_translate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "translate",
+        help="translate images with a translation run (CycleGAN) into PNGs and a grid",
+        description="Translate every PNG/JPEG under a folder, or the first --n images of a data "
+        "set split, with one direction of a translation run (run folder, checkpoint or export). "
+        "Images are resized and center-cropped to the run's size and channels. Writes "
+        "OUT/<name>.png for each image and OUT/grid.png: sources above their translations.",
+    )
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument(
+        "--direction", default="AtoB", metavar="{AtoB,BtoA}", help="direction (default AtoB)"
+    )
+    p.add_argument(
+        "--input",
+        required=True,
+        metavar="DIR_OR_DATASET",
+        help="a folder of PNG/JPEG images, or an image data set name (usps, mnist, ...)",
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--n",
+        type=positive_int,
+        help="translate at most N images (default: a data set's first 100, a folder's all)",
+    )
+    p.add_argument(
+        "--split", default="test", choices=["test", "train"], help="data set split (default test)"
+    )
+    p.add_argument("--data-dir", help="data root of --input DATASET (default: the run's)")
     p.add_argument("--device", default="cpu", help="device (default cpu)")
 
 
@@ -361,4 +395,88 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
         row = torch.cat([x[3, : len(zc)], x[3, -1:]])  # the results without the blank cells
         said = predict(clf, row).argmax(1).tolist()
         print(f"classifier labels of c + a - b: {' '.join(map(str, said[:-1]))}; mean: {said[-1]}")
+    return 0
+
+
+DEFAULT_TRANSLATE_N = 100  # images of a data set that ``gankit translate`` takes by default
+
+
+def _check_translation_memory(n: int, shape: tuple[int, int, int], what) -> None:
+    """``n`` images, their float copies and their translations fit in memory."""
+    import math
+
+    from .memory import check as check_memory
+
+    check_memory(9.0 * n * math.prod(shape), f"--input {what} ({n} images)", "pass a smaller --n")
+
+
+def _folder_inputs(folder: Path, n: int | None, shape: tuple[int, int, int]):
+    """``(images [N, C, H, W] in [-1, 1], names)`` of the PNG/JPEGs under ``folder``."""
+    import torch
+
+    from .control.translate import check_names
+    from .data.images import list_images, load_image, to_float
+
+    files = list_images(folder)[:n]
+    if not files:
+        raise UserError(
+            f"--input {folder} holds no PNG or JPEG images; point it at a folder of images"
+        )
+    names = [f.relative_to(folder).with_suffix("").as_posix().replace("/", "_") for f in files]
+    check_names(names)  # before reading a single image
+    _check_translation_memory(len(files), shape, folder)
+    c, h, _ = shape
+    return to_float(torch.stack([load_image(f, h, c) for f in files])), names  # [N, C, H, W]
+
+
+def _dataset_inputs(args: argparse.Namespace, tr):
+    """``(images [N, C, H, W] in [-1, 1], names)``: the first images of a data set's split."""
+    import torch
+
+    from .config import DataConfig
+    from .data import build_source
+
+    c, h, _ = tr.shape
+    root = args.data_dir or tr.config.data.root
+    cfg = DataConfig(name=args.input, root=root, size=h, channels=c, download=False)
+    source = build_source(cfg, args.split)
+    if getattr(source, "kind", None) != "image":
+        raise UserError(
+            f"--input {args.input} is a {source.kind} data set, not images; give a folder of "
+            "images or an image data set (usps, mnist, fashion-mnist)"
+        )
+    n = min(args.n or DEFAULT_TRANSLATE_N, len(source))
+    _check_translation_memory(n, tr.shape, args.input)
+    x, y = source.batch(torch.arange(n))  # [n, C, H, W], [n] or None
+    word = "digit" if args.input in ("mnist", "usps") else "class"
+    names = [f"{i:05d}" if y is None else f"{i:05d}_{word}{int(y[i])}" for i in range(n)]
+    return x, names
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from .files import check_output_dir
+
+    out = check_output_dir(args.out, "--out")
+    from . import data  # noqa: F401  (registers the data sets)
+    from .registry import DATASETS
+
+    if not args.input.strip():
+        raise UserError("--input is empty; give a folder of images or a data set name")
+    folder = Path(args.input).expanduser()
+    named = args.input in DATASETS and args.input not in ("folder", "pair")  # those need a path
+    if not folder.is_dir() and (folder.exists() or not named):
+        raise UserError(
+            f"--input {args.input} is neither a folder nor a data set name; give a folder of "
+            "PNG/JPEG images or an image data set (usps, mnist, fashion-mnist)"
+        )
+    from .api import load_translator
+    from .control.translate import write_translations
+
+    tr = load_translator(args.source, args.direction, device=args.device)
+    if folder.is_dir():
+        x, names = _folder_inputs(folder, args.n, tr.shape)
+    else:
+        x, names = _dataset_inputs(args, tr)
+    res = write_translations(tr, x, names, out)
+    print(f"translated {res['n']} images {tr.direction} into {res['out']}; grid: {res['grid']}")
     return 0
