@@ -31,6 +31,12 @@ def data_root() -> str | None:
             link = raw / f.name
             if not link.exists():
                 link.symlink_to(f.resolve())
+    usps = root / "usps"  # usps.h5 (both splits) and usps.t.bz2, as gankit reads <root>/usps/
+    usps.mkdir(parents=True, exist_ok=True)
+    for f in (shared / "datasets" / "usps").glob("usps*"):
+        link = usps / f.name
+        if not link.exists():
+            link.symlink_to(f.resolve())
     return str(root)
 
 
