@@ -199,3 +199,11 @@ def test_a_short_run_learns_the_negation_and_keeps_classes(negation_pair, data_r
     clf = load_classifier("mnist", str(data_root), train_if_missing=True, quiet=True)
     acc = (predict(clf, (-out).clamp(-1, 1)).argmax(1) == y_test).float().mean().item()
     assert acc >= 0.9, f"classes not kept: {acc:.0%} of negated translations classified right"
+
+
+def test_the_nan_guard_stops_a_four_player_run(data_root, tmp_path):
+    from gankit.training.trainer import TrainingDiverged
+
+    # a cycle weight beyond float32 makes the G loss infinite at the first step
+    with pytest.raises(TrainingDiverged, match="the G loss became inf at step 0"):
+        _train(data_root, tmp_path, "train.steps=3", "variant.lambda_cycle=1e39")
