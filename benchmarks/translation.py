@@ -159,7 +159,7 @@ def _figure(run: Path, root: str | None, path: Path, device: str) -> None:
         back = gankit.load_translator(run, BACK[d], device=device)
         fake = fwd(x)
         rows += [x, fake, back(fake)]
-        labels += [f"{src}", f"-> {dst}", f"-> {src} again"]
+        labels += [f"{src} test", f"to {dst}", f"back to {src}"]
     plot_rows(rows, labels, path, title=f"CycleGAN USPS <-> MNIST ({run.name})")
 
 
