@@ -207,3 +207,31 @@ def test_the_nan_guard_stops_a_four_player_run(data_root, tmp_path):
     # a cycle weight beyond float32 makes the G loss infinite at the first step
     with pytest.raises(TrainingDiverged, match="the G loss became inf at step 0"):
         _train(data_root, tmp_path, "train.steps=3", "variant.lambda_cycle=1e39")
+
+
+def test_ctrl_c_then_resume_is_bit_identical_with_the_decaying_rate(data_root, tmp_path):
+    from gankit.training.trainer import Trainer
+
+    # the preset's schedule: constant for half the steps, then linear to 0 at step 6
+    whole = _train(data_root, tmp_path, "train.steps=6", "name=whole")
+    over = _digits(data_root) + [f"out={tmp_path}", "name=half", "train.steps=6"]
+    t = Trainer(gankit.load_config("usps-mnist-cyclegan", over))
+    run_phase = t._run_phase
+
+    def stop_after_step_3(phase, window, log_now):
+        run_phase(phase, window, log_now)
+        if t.step == 2 and phase.name == "D":  # the step's last phase
+            t._stop.set()  # what the Ctrl-C handler does
+
+    t._run_phase = stop_after_step_3
+    half = t.fit()
+    assert half.interrupted and checkpoint.load(checkpoint.checkpoints(half.dir)[-1])["step"] == 3
+    gankit.resume(half.dir)
+    a = checkpoint.load(checkpoint.checkpoints(whole.dir)[-1])
+    b = checkpoint.load(checkpoint.checkpoints(half.dir)[-1])
+    assert a["step"] == b["step"] == 6
+    for name in a["nets"]:
+        for k, v in a["nets"][name].items():
+            assert torch.equal(v, b["nets"][name][k]), f"{name}.{k} differs after Ctrl-C + resume"
+    for pool in ("pool_A", "pool_B"):
+        assert torch.equal(a["variant"][pool]["images"], b["variant"][pool]["images"])
