@@ -266,10 +266,9 @@ class Trainer:
                     interrupted = True
                     break
                 log_now = (self.step + 1) % cfg.log.every == 0 or self.step + 1 == cfg.train.steps
-                self._last_batch = None  # a step's first phase always draws
                 for phase in self.phases:
                     self._run_phase(phase, window, log_now)
-                self._last_batch = None
+                self._last_batch = None  # the next step's first phase draws a fresh batch
                 for s in self.sched.values():
                     s.step()
                 if self.ema is not None:

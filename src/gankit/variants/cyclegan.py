@@ -134,10 +134,7 @@ class CycleGAN(Variant):
         x_a, x_b = batch.real  # [B, C, H, W] each, unpaired
         if phase == "G":
             return self._g_loss(nets, x_a, x_b, batch.scratch)
-        fakes = batch.scratch
-        if "fake_A" not in fakes:  # a D phase on a batch the G phase did not see
-            with torch.no_grad():
-                fakes = {"fake_B": nets["G_AB"](x_a), "fake_A": nets["G_BA"](x_b)}
+        fakes = batch.scratch  # the G phase's fakes of these images (the D phase reuses its batch)
         fake_a = self.pools["A"].query(fakes["fake_A"])  # [B, C, H, W], detached
         fake_b = self.pools["B"].query(fakes["fake_B"])  # [B, C, H, W], detached
         s_real_a, s_fake_a = nets["D_A"](x_a), nets["D_A"](fake_a)  # [B, H', W'] each
