@@ -49,7 +49,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    net: str = "mlp"  # mlp | dcgan
+    net: str = "mlp"  # mlp | dcgan | stylegan
     z_dim: int = 8  # latent size
     width: int = 128  # hidden units (mlp) or base channels (dcgan)
     depth: int = 3  # hidden layers (mlp)
@@ -58,6 +58,9 @@ class ModelConfig:
     batchnorm: bool = True  # batch norm in G and D (dcgan); WGAN-GP critics turn it off
     cond: Literal["onehot", "embed"] = "onehot"  # how class labels enter G and D
     d_output: Literal["linear", "autoencoder"] = "linear"  # D head; EBGAN uses an autoencoder
+    # the options of model.net, declared and checked in that family's own file (e.g.
+    # model.options.w_dim=128 for stylegan); a run's config.yaml holds them, defaults resolved
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

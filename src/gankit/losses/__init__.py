@@ -12,7 +12,7 @@ from .adversarial import (
     wasserstein_d,
     wasserstein_g,
 )
-from .penalties import gradient_penalty
+from .penalties import gradient_penalty, path_lengths, r1_penalty
 from .reconstruction import cycle_loss, identity_loss
 
 __all__ = [
@@ -26,7 +26,9 @@ __all__ = [
     "identity_loss",
     "lsgan_d",
     "lsgan_g",
+    "path_lengths",
     "pull_away",
+    "r1_penalty",
     "wasserstein_d",
     "wasserstein_g",
 ]

@@ -2,10 +2,14 @@
 
 - Gradient penalty of WGAN-GP (Gulrajani et al. 2017): lambda * (||grad D(x_hat)|| - 1)^2 on
   x_hat = eps * x + (1 - eps) * G(z), eps ~ U[0, 1] per sample.
+- R1 (Mescheder et al. 2018): ||grad_x D(x)||^2 on real images; StyleGAN weighs it gamma / 2.
+- Path-length regularisation (Karras et al. 2020): for y ~ N(0, I / (H W)) and images g(w),
+  the length ``a = ||J_w^T y||`` should stay at its running mean: (a - mean)^2.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -27,3 +31,21 @@ def gradient_penalty(
     (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
     norm = grad.flatten(1).norm(2, dim=1)  # [N]
     return (norm - 1).pow(2).mean()
+
+
+def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
+    """``||grad_x D(x)||^2`` per real sample ``[N]`` (unweighted), differentiable for D."""
+    x = real.detach().requires_grad_(True)
+    scores = critic(x)  # [N]
+    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    return grad.flatten(1).square().sum(dim=1)  # [N]
+
+
+def path_lengths(images: Tensor, ws: Tensor, noise: Tensor | None = None) -> Tensor:
+    """``||J_w^T y||`` per sample ``[N]`` for images ``[N, C, H, W]`` made from ``ws``
+    ``[N, L, w_dim]`` (``L`` style inputs, averaged), ``y ~ N(0, I / (H W))`` unless given."""
+    h, w = images.shape[2], images.shape[3]
+    if noise is None:
+        noise = torch.randn_like(images) / math.sqrt(h * w)
+    (grad,) = torch.autograd.grad((images * noise).sum(), ws, create_graph=True)
+    return grad.square().sum(dim=2).mean(dim=1).sqrt()  # [N]

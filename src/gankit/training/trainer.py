@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import config as config_mod
-from .. import data, report, variants
+from .. import data, nets, report, variants
 from ..config import Config
 from ..devices import resolve as resolve_device
 from ..errors import GankitError, UserError
@@ -100,7 +100,11 @@ class Trainer:
         if cfg.data.classes and self.num_classes == 0:
             raise UserError(f"data set {cfg.data.name} has no class labels; set data.classes=false")
         # the saved config holds the variant's options with their defaults resolved
-        self.cfg = cfg = dataclasses.replace(cfg, variant=dataclasses.asdict(self.variant.opts))
+        # ... and the net family's (model.options)
+        model = dataclasses.replace(cfg.model, options=nets.resolve_options(cfg.model))
+        self.cfg = cfg = dataclasses.replace(
+            cfg, variant=dataclasses.asdict(self.variant.opts), model=model
+        )
         self.phases: list[Phase] = self.variant.phases()
         self.nets = {
             k: v.to(self.device)
@@ -267,7 +271,8 @@ class Trainer:
                     break
                 log_now = (self.step + 1) % cfg.log.every == 0 or self.step + 1 == cfg.train.steps
                 for phase in self.phases:
-                    self._run_phase(phase, window, log_now)
+                    if self.step % phase.every == 0:
+                        self._run_phase(phase, window, log_now)
                 self._last_batch = None  # the next step's first phase draws a fresh batch
                 for s in self.sched.values():
                     s.step()

@@ -32,6 +32,9 @@ class Phase:
     # False: reuse the previous phase's Batch object, scratch included (CycleGAN's D phase judges
     # the fakes its G phase made from the same images); the first phase of a step always draws
     new_batch: bool = True
+    # run only on steps that are multiples of ``every`` (lazy regularization, Karras et al. 2020:
+    # R1 every 16 steps, path length every 4); the variant weighs such a loss by ``every``
+    every: int = 1
 
 
 @dataclass
