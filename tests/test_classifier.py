@@ -184,7 +184,7 @@ def test_classifier_fid(trained, mnist_test):
 
 
 @pytest.mark.parametrize(
-    "shape", [(4, 3, 28, 28), (4, 1, 32, 32), (4, 28, 28), (4, 1, 28, 27)], ids=str
+    "shape", [(4, 3, 28, 28), (4, 3, 32, 32), (4, 28, 28), (4, 1, 28, 27)], ids=str
 )
 def test_wrong_image_shape_is_a_user_error(shape):
     with pytest.raises(UserError, match=r"\[N, 1, 28, 28\]"):

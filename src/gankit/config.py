@@ -296,7 +296,7 @@ def read_file(path: str | Path) -> dict[str, Any]:
 
 
 # the metrics gankit.evaluation computes: eval.metrics and gankit eval --metrics take these names
-METRIC_NAMES = ("fid", "kid", "pr", "is", "cfid", "coverage", "cacc", "modes", "energy")
+METRIC_NAMES = ("fid", "kid", "pr", "is", "cfid", "coverage", "cacc", "modes", "energy", "ppl")
 
 
 def parse_metrics(spec: str | Iterable[str]) -> list[str]:

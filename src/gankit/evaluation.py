@@ -14,6 +14,10 @@ with the protocol that produced each of them (PROTOCOLS.md):
 - ``modes``: Stacked MNIST mode count and KL (26,000 samples, Metz et al. 2017) for
   ``stacked-mnist``; the VEEGAN/PacGAN mode coverage (2,500 samples) for ``ring`` and ``grid``.
 - ``energy``: the energy distance to the data (2-D and 1-D data).
+- ``ppl``: perceptual path length in Z and, for a net with a mapping network (StyleGAN), in W
+  (Karras et al. 2019), ``metrics/ppl.py``; default n = 10,000 path samples. Features: the
+  classifier's penultimate layer for 1-channel images of a data set that has one, else Inception
+  pool3. A net without a mapping network gets ppl_z only.
 
 The trainer calls ``evaluate_generator`` every ``eval.every`` steps. Sampling uses its own seeded
 generator and the reference subset is chosen by a fixed seed, so evaluating never disturbs a run's
@@ -38,8 +42,15 @@ if TYPE_CHECKING:  # torch loads on first use, so config checks stay instant
 
 INCEPTION = ("fid", "kid", "pr", "is")
 CLASSIFIER = ("cfid", "coverage", "cacc")
+IMAGE_ONLY = (*INCEPTION, *CLASSIFIER, "ppl")
 ALL = METRIC_NAMES
-DEFAULT_N = {"inception": 10_000, "cfid": 10_000, "coverage": 10_000, "energy": 2_500}
+DEFAULT_N = {
+    "inception": 10_000,
+    "cfid": 10_000,
+    "coverage": 10_000,
+    "energy": 2_500,
+    "ppl": 10_000,  # path samples (the paper: 50,000)
+}
 STACKED_N = 26_000  # PROTOCOLS.md, Stacked MNIST
 MODES2D_N = 2_500  # PROTOCOLS.md, 2-D mixtures
 CACC_PER_CLASS = 1_000  # PROTOCOLS.md, conditional generation
@@ -63,6 +74,7 @@ VALUE_KEYS = {  # what each metric puts into a result, so a later evaluation can
         "stacked_kl",
     ),
     "energy": ("energy_distance",),
+    "ppl": ("ppl_z", "ppl_w"),
 }
 
 
@@ -95,7 +107,7 @@ def _check_kind(cfg: Config, kind: str, names: list[str]) -> None:
             "domains; measure it with benchmarks/translation.py (class preservation) and set "
             "eval.every=0"
         )
-    image_only = [n for n in names if n in INCEPTION or n in CLASSIFIER]
+    image_only = [n for n in names if n in IMAGE_ONLY]
     if kind != "image" and image_only:
         verb = "needs" if len(image_only) == 1 else "need"
         raise UserError(
@@ -138,6 +150,14 @@ def check(cfg: Config, kind: str, metrics: str | Iterable[str]) -> None:
         from .metrics.classifier import load_classifier
 
         load_classifier(CLASSIFIER_FOR[cfg.data.name], cfg.data.root)
+    if kind == "image" and "ppl" in names and _ppl_classifier(cfg):  # ppl's feature network
+        from .metrics.classifier import load_classifier
+
+        load_classifier(_ppl_classifier(cfg), cfg.data.root)
+    elif kind == "image" and "ppl" in names:
+        from .metrics.inception import resolve_weights
+
+        resolve_weights(cfg.eval.inception_weights)
     if kind == "image" and any(n in INCEPTION for n in names):
         from .metrics.inception import resolve_weights
 
@@ -226,6 +246,8 @@ def evaluate_generator(generator, names: Iterable[str], opts: Options | None = N
             _inception(draws, inception, opts, out, protocols)
         if any(n in CLASSIFIER or n == "modes" for n in names):
             _classifier_metrics(draws, names, opts, out, protocols)
+        if "ppl" in names:
+            _ppl(generator, opts, out, protocols)
     out["protocols"] = protocols
     return out
 
@@ -282,6 +304,8 @@ def _classifier_metrics(draws: _Draws, names, opts, out, protocols) -> None:
     data = CLASSIFIER_FOR[cfg.data.name]
     clf = clf_mod.load_classifier(data, opts.data_root or cfg.data.root, device=opts.device)
     base = {"classifier": data, "seed": opts.seed}
+    if cfg.data.name != "stacked-mnist":  # Stacked MNIST: one digit per channel, at 28 px
+        base["classifier_input"] = clf_mod.input_protocol(generator.shape)
     if "cfid" in names:
         n = _count("cfid", opts)
         real, key = draws.real(n)
@@ -308,6 +332,51 @@ def _classifier_metrics(draws: _Draws, names, opts, out, protocols) -> None:
         out["stacked_modes"] = res["modes"]
         out["stacked_kl"] = res["kl"]
         protocols["modes"] = {**base, "protocol": "Stacked MNIST (Metz et al. 2017)", "n_fake": n}
+
+
+def _ppl_classifier(cfg: Config) -> str | None:
+    """The classifier whose features PPL uses: 1-channel images of a data set that has one."""
+    if cfg.data.name == "stacked-mnist" or cfg.data.channels != 1:
+        return None
+    return CLASSIFIER_FOR.get(cfg.data.name)
+
+
+def _ppl(generator, opts: Options, out, protocols) -> None:
+    from .metrics import ppl
+
+    cfg = generator.config
+    data = _ppl_classifier(cfg)
+    if data is not None:
+        from .metrics import classifier as clf_mod
+
+        clf = clf_mod.load_classifier(data, opts.data_root or cfg.data.root, device=opts.device)
+        features = ppl.classifier_features(clf, data, clf_mod.input_protocol(generator.shape))
+    else:
+        from .metrics.inception import load_extractor
+
+        extractor = load_extractor(opts.inception_weights, device=opts.device)
+        features = ppl.inception_features(extractor)
+    n = _count("ppl", opts)
+    res = ppl.compute(
+        generator.net, features, n=n, seed=opts.seed, batch=max(1, opts.batch_size // 2)
+    )
+    out.update({k: res[k] for k in ("ppl_z", "ppl_w") if k in res})
+    spaces = "Z and W" if "ppl_w" in res else "Z only (this net has no mapping network, so no W)"
+    protocols["ppl"] = {
+        "protocol": "perceptual path length, full (Karras et al. 2019), StyleGAN2-ADA's recipe",
+        "spaces": spaces,
+        "n": n,  # path samples per space, the same draws for Z and W
+        "n_fake": 2 * n,  # images per space: two per path sample
+        "eps": res["eps"],
+        "sampling": "z0, z1 ~ N(0, I), t ~ U(0, 1); Z: slerp (norm lerped), W: lerp of "
+        "mapping(z0), mapping(z1); one class per pair; const noise; no truncation",
+        "distance": "squared L2 of the features / eps^2; values below the 1st and above the 99th "
+        "percentile dropped; mean",
+        "features": features.name,
+        "note": "LPIPS is unavailable offline: compare Z with W, or models on the same features, "
+        "never with published LPIPS values",
+        "seed": opts.seed,
+    }
 
 
 def read_result(path: Path) -> dict[str, Any] | None:

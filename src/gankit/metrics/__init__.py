@@ -3,4 +3,4 @@
 ``fidelity`` and ``inception`` (torch-fidelity, slow to import) load on first use.
 """
 
-from . import classifier, modes, stacked_mnist  # noqa: F401  (register their metrics)
+from . import classifier, modes, ppl, stacked_mnist  # noqa: F401  (register their metrics)

@@ -8,6 +8,13 @@ MNIST (3 epochs, random shifts of up to 2 px) and 91.1-91.4% on Fashion-MNIST (4
 0-2, in 56-102 s each on one thread of a busy 2-core machine. It is cached as safetensors in
 ``<gankit cache>/classifiers/<data>.safetensors`` and reused.
 
+Input: square 1-channel images ``[N, 1, S, S]`` in [-1, 1] of any side S. The network reads
+28x28; other sides (the 32-px StyleGAN and DCGAN presets) are resized to 28 inside
+``DigitClassifier.features`` (``classifier_input``, the one place that does it), with the
+antialiased bilinear interpolation the data loader resizes with (``data.images.resize_uint8``),
+applied to the float images (no rounding to 8 bits). Every metric below inherits it;
+``input_protocol`` is the sentence evaluations record.
+
 Metrics (PROTOCOLS.md, "Conditional generation"), each returning a dict:
 - ``class_coverage``: the entropy (nats) of the predicted-class histogram, log 10 at best; mode
   collapse at the class level lowers it.
@@ -38,7 +45,8 @@ from .frechet import frechet_distance_features
 
 FORMAT = "gankit-classifier-1"  # bump when the network or the file layout changes
 FEATURE_DIM = 128
-IMAGE_SHAPE = (1, 28, 28)
+IMAGE_SHAPE = (1, 28, 28)  # what the network reads; other square sides are resized to it
+RESIZE = "antialiased bilinear (F.interpolate, align_corners=False), as the data loader resizes"
 RANGE_SLACK = 1e-3  # images may overshoot [-1, 1] by this much (round-off), no more
 
 
@@ -64,7 +72,7 @@ SUPPORTED = tuple(RECIPES)
 
 
 class DigitClassifier(nn.Module):
-    """Images ``[N, 1, 28, 28]`` in [-1, 1] -> logits ``[N, num_classes]``."""
+    """Images ``[N, 1, S, S]`` in [-1, 1] (resized to 28 when S != 28) -> logits ``[N, K]``."""
 
     def __init__(self, num_classes: int = 10, feature_dim: int = FEATURE_DIM):
         super().__init__()
@@ -88,8 +96,8 @@ class DigitClassifier(nn.Module):
         self.info: dict[str, Any] = {}  # what it was trained with (set on training and loading)
 
     def features(self, x: Tensor) -> Tensor:
-        """The penultimate layer: ``[N, 1, 28, 28]`` -> ``[N, feature_dim]`` (after ReLU)."""
-        check_images(x, check_range=False)  # the metrics check the range once per call
+        """The penultimate layer: ``[N, 1, S, S]`` -> ``[N, feature_dim]`` (after ReLU)."""
+        x = classifier_input(x)  # [N, 1, 28, 28]; the metrics check the range once per call
         # channels-last makes the CPU convolutions about 20% faster
         return self.body(x.contiguous(memory_format=torch.channels_last))  # [N, feature_dim]
 
@@ -98,14 +106,14 @@ class DigitClassifier(nn.Module):
 
 
 def check_images(x: Tensor, name: str = "images", check_range: bool = True) -> None:
-    """A ``UserError`` unless ``x`` is float ``[N, 1, 28, 28]`` in [-1, 1] (the classifier's
-    input); ``check_range=False`` skips the range, which costs a pass and a GPU sync."""
-    if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
+    """A ``UserError`` unless ``x`` is float ``[N, 1, S, S]`` in [-1, 1] (the classifier's input,
+    any side S); ``check_range=False`` skips the range, which costs a pass and a GPU sync."""
+    if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 1 or x.shape[2] != x.shape[3]:
         got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise UserError(
-            f"{name} must be 1-channel 28x28 images [N, 1, 28, 28] for the MNIST classifier, got "
-            f"{got}; sample a model trained with data.channels=1 data.size=28 (Stacked MNIST: "
-            "use stacked_mnist_modes)"
+            f"{name} must be square 1-channel images for the MNIST classifier ([N, 1, 28, 28], "
+            f"or [N, 1, S, S] resized to 28), got {got}; sample a model trained with "
+            "data.channels=1 (Stacked MNIST: use stacked_mnist_modes)"
         )
     if not x.is_floating_point():
         raise UserError(f"{name} must be float images in [-1, 1], got dtype {x.dtype}")
@@ -118,6 +126,24 @@ def check_images(x: Tensor, name: str = "images", check_range: bool = True) -> N
             f"{name} must lie in [-1, 1], got values in {float(x.min()):.3g}..{float(x.max()):.3g}"
             "; convert 0..255 pixels with x / 127.5 - 1 (NaN: the generator diverged)"
         )
+
+
+def classifier_input(x: Tensor) -> Tensor:
+    """Checked images ``[N, 1, S, S]`` -> ``[N, 1, 28, 28]``: the one place where images of
+    another side are resized to the network's 28 px, with ``RESIZE`` (differentiable)."""
+    check_images(x, check_range=False)
+    if x.shape[-1] == IMAGE_SHAPE[-1]:
+        return x
+    size = IMAGE_SHAPE[1:]
+    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+def input_protocol(shape: tuple[int, ...]) -> str:
+    """How images of ``shape`` ``(1, S, S)`` reach the classifier, for a metric's protocol."""
+    side = "x".join(map(str, shape))
+    if tuple(shape) == IMAGE_SHAPE:
+        return f"{side} as is"
+    return f"{side} resized to {'x'.join(map(str, IMAGE_SHAPE))}, {RESIZE}"
 
 
 def check_data(data: str) -> str:
@@ -166,7 +192,7 @@ def _batched(classifier: DigitClassifier, fn, images: Tensor, batch: int) -> lis
 
 
 def predict(classifier: DigitClassifier, images: Tensor, batch: int = 500) -> Tensor:
-    """Logits ``[N, num_classes]`` (float32, CPU) of ``images`` ``[N, 1, 28, 28]``, in batches."""
+    """Logits ``[N, num_classes]`` (float32, CPU) of ``images`` ``[N, 1, S, S]``, in batches."""
     out = _batched(classifier, classifier, images, batch)
     return torch.cat(out) if out else torch.empty(0, classifier.num_classes)  # [N, K]
 
@@ -391,7 +417,7 @@ def conditional_accuracy(
         raise UserError(f"n_per_class must be positive, got {n_per_class}")
     per_class = []
     for c in range(k):
-        x = generator.sample(n_per_class, seed=seed + c, labels=c)  # [n, 1, 28, 28]
+        x = generator.sample(n_per_class, seed=seed + c, labels=c)  # [n, 1, S, S]
         check_images(x, "generated images")
         per_class.append(float((predict(classifier, x).argmax(1) == c).double().mean()))
     return {
@@ -405,9 +431,9 @@ def conditional_accuracy(
 def classifier_fid(fake: Tensor, real: Tensor, classifier: DigitClassifier) -> dict[str, Any]:
     """Frechet distance of the classifier's 128-d features of ``fake`` and ``real`` images.
 
-    Both ``[N, 1, 28, 28]`` in [-1, 1], N >= 2. A cheap training monitor; its values are on
-    their own scale, not comparable with Inception FID. Returns ``classifier_fid``, ``n_fake``,
-    ``n_real``.
+    Both ``[N, 1, S, S]`` in [-1, 1] (resized to 28), N >= 2. A cheap training monitor; its
+    values are on their own scale, not comparable with Inception FID. Returns
+    ``classifier_fid``, ``n_fake``, ``n_real``.
     """
     check_images(fake, "fake images")
     check_images(real, "real images")
