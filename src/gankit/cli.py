@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 
-from . import __version__, cli_args, cli_control
+from . import __version__, cli_args, cli_control, cli_style
 from .cli_args import Parser, count, int_at_least, positive_int, seed
 from .errors import GankitError, UserError
 
@@ -48,7 +48,9 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         description="Draw samples from a run folder, checkpoint or export.",
     )
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--n", type=positive_int, default=64, help="number of samples (default 64)")
+    p.add_argument(
+        "--n", type=positive_int, help="number of samples (default 64; --psi-strip: 8 rows)"
+    )
     p.add_argument("--out", default="samples.png", help="output PNG (default samples.png)")
     p.add_argument("--seed", type=seed, default=0, help="seed of the latent codes (default 0)")
     p.add_argument("--class", dest="klass", type=count, help="class to sample (conditional models)")
@@ -63,7 +65,16 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "--psi",
         type=cli_args.number(0, 1),
         help="truncation trick: pull z towards the mean latent, mean + psi * (z - mean), psi in "
-        "[0, 1]",
+        "[0, 1]; a net with a mapping network (stylegan) pulls w towards w_avg instead",
+    )
+    p.add_argument(
+        "--psi-strip",
+        type=int_at_least(2),
+        nargs="?",
+        const=9,
+        metavar="STEPS",
+        help="a truncation strip: one row per sample, psi from 1 to 0 in STEPS columns "
+        "(default 9), in W for a mapping network, else in Z",
     )
     p.add_argument(
         "--per-class",
@@ -226,13 +237,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from . import report
     from .api import load_generator
 
+    if args.psi_strip is not None and (args.psi is not None or args.per_class is not None):
+        raise UserError("--psi-strip sweeps psi itself, one row per sample; drop --psi/--per-class")
+    args.n = args.n or (8 if args.psi_strip is not None else 64)
     gen = load_generator(args.source, device=args.device)
     n = args.per_class * gen.num_classes if args.per_class and gen.num_classes else args.n
+    if args.psi_strip is not None:
+        cli_control.check_picture(gen, n * args.psi_strip, f"--n {n} and --psi-strip")
+        return cli_style.sample_strip(args, gen, out)
     cli_control.check_picture(
         gen, n, f"--per-class {args.per_class}" if args.per_class else f"--n {n}"
     )
     if args.truncation is not None or args.psi is not None or args.per_class is not None:
-        return cli_control.sample_controlled(args, gen, out)
+        return cli_style.sample_controlled(args, gen, out)
     x = gen.sample(args.n, seed=args.seed, labels=args.klass)
     if gen.kind == "image":
         report.save_grid(x, out)
@@ -336,6 +353,8 @@ COMMANDS = {
     "interpolate": cli_control.cmd_interpolate,
     "edit": cli_control.cmd_edit,
     "arithmetic": cli_control.cmd_arithmetic,
+    "mix": cli_style.cmd_mix,
+    "variation": cli_style.cmd_variation,
     "translate": cli_control.cmd_translate,
     "export": cmd_export,
     "eval": cmd_eval,

@@ -1,6 +1,7 @@
-"""The ``gankit`` commands that steer a trained generator: ``interpolate``, ``edit``,
-``arithmetic`` and the truncation and per-class grids of ``sample``; and ``translate``, which runs
-a translation run (CycleGAN) on a folder of images or a data set. Registered by ``cli.py``; the
+"""The ``gankit`` commands that steer a trained generator: ``interpolate`` and ``edit`` (both in
+Z or W), ``arithmetic``; and ``translate``, which runs a translation run (CycleGAN) on a folder of
+images or a data set. The truncation and per-class grids of ``sample`` and control in W (``mix``,
+``variation``, ``sample --psi-strip``) are in ``cli_style.py``. Registered by ``cli.py``; the
 library behind them is ``gankit.control``."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from . import cli_style
 from .cli_args import count, int_at_least, positive, positive_int, probability, seed
 from .cli_args import non_negative as non_negative_number
 from .errors import UserError
@@ -18,6 +20,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_interpolate(sub)
     _add_edit(sub)
     _add_arithmetic(sub)
+    cli_style.add_parsers(sub)
     _add_translate(sub)
 
 
@@ -35,7 +38,15 @@ def _add_interpolate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--steps", type=int_at_least(2), default=10, help="codes on the path, ends included (10)"
     )
-    p.add_argument("--mode", default="slerp", choices=["slerp", "lerp"], help="default slerp")
+    p.add_argument(
+        "--mode", choices=["slerp", "lerp"], help="default slerp in Z, lerp in W (W: lerp only)"
+    )
+    p.add_argument(
+        "--space",
+        default="z",
+        choices=["z", "w"],
+        help="walk z, or w of a mapping network (StyleGAN) (default z)",
+    )
     p.add_argument("--by", default="sample", choices=["sample", "seed"], help="what ids mean")
     p.add_argument("--seed", type=seed, default=0, help="seed of the sample grid (default 0)")
     p.add_argument(
@@ -59,6 +70,13 @@ def _add_edit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", type=count, required=True, help="class to reach (0..9)")
     p.add_argument("--n", type=positive_int, default=64, help="samples to edit (default 64)")
     p.add_argument("--mode", default="optimize", choices=["optimize", "direction"])
+    p.add_argument(
+        "--space",
+        default="z",
+        choices=["z", "w"],
+        help="move z, or the per-sample w of a mapping network (StyleGAN), all layers alike; "
+        "W's prior is the Gaussian with the mean and spread of 2000 draws' w (default z)",
+    )
     p.add_argument("--seed", type=seed, default=0, help="seed of the samples (default 0)")
     p.add_argument("--steps", type=count, default=200, help="optimize: most steps (default 200)")
     p.add_argument("--lr", type=positive, default=0.05, help="optimize: Adam step (default 0.05)")
@@ -66,12 +84,13 @@ def _add_edit(sub: argparse._SubParsersAction) -> None:
         "--prior-weight",
         type=non_negative_number,
         default=0.01,
-        help="optimize: weight of ||z||^2/2 (0.01)",
+        help="optimize: weight of ||z||^2/2, in W ||w - mean||^2/(2 spread^2) (0.01)",
     )
     p.add_argument(
         "--max-distance",
         type=positive,
-        help="farthest move in z (default 0.8 sqrt(z_dim): 8 for z_dim 100)",
+        help="farthest move (default 0.8 sqrt(z_dim): 8 for z_dim 100; in W 0.8 spread "
+        "sqrt(w_dim))",
     )
     p.add_argument(
         "--restarts",
@@ -190,12 +209,14 @@ def _image_generator(args: argparse.Namespace, command: str):
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from . import report
-    from .control import latent
+    from .control import latent, spaces
     from .files import check_output_file
 
     check_output_file(args.out, "--out", (".png",))  # what was typed first, then its GIF
     check_output_file(Path(args.out).with_suffix(".gif"), "--out (its .gif)", (".gif",))
     gen, out = _image_generator(args, "interpolate")
+    if args.space == "w":
+        spaces.check_mapping(gen.net, "--space w")
     if args.by == "sample":
         if not (0 <= args.start < args.n and 0 <= args.end < args.n):
             raise UserError(
@@ -209,9 +230,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         b = latent.sample_latents(gen.z_dim, 1, args.end)[0][0]
         a, first_label = a[0], None if y is None else int(y[0])
     check_picture(gen, args.steps, f"--steps {args.steps}")
-    codes = latent.interpolate(a, b, args.steps, args.mode)  # [steps, z_dim]
     label = args.klass if args.klass is not None else first_label
-    x = latent.generate(gen.net, codes, latent.check_labels(gen.net, len(codes), label))
+    x = spaces.interpolation_images(gen.net, a, b, args.steps, args.mode, args.space, label)
     report.save_grid(x, out, nrow=len(x))
     gif = latent.save_gif(x, out.with_suffix(".gif"))
     print(f"wrote {out} and {gif}")
@@ -225,9 +245,12 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from . import report
     from .api import load_generator
     from .control import editing
+    from .control.spaces import check_mapping
 
     gen = load_generator(args.source, device=args.device)
-    data, clf = _classifier(gen, args.classifier, args.device, "edit")
+    if args.space == "w":
+        check_mapping(gen.net, "--space w")
+    data, clf = _classifier(gen, args.classifier, args.device, "edit", resize=True)
     if not 0 <= args.target < clf.num_classes:
         raise UserError(f"--target must be in 0..{clf.num_classes - 1}, got {args.target}")
     opts: dict = {"max_distance": args.max_distance, "stop_prob": args.stop_prob}
@@ -240,7 +263,15 @@ def cmd_edit(args: argparse.Namespace) -> int:
             shifts=args.shifts,
         )
     res = editing.edit(
-        gen, clf, args.target, n=args.n, seed=args.seed, mode=args.mode, fit_n=args.fit_n, **opts
+        gen,
+        clf,
+        args.target,
+        n=args.n,
+        seed=args.seed,
+        mode=args.mode,
+        space=args.space,
+        fit_n=args.fit_n,
+        **opts,
     )
     report.save_grid(res.images_before, out / "before.png")
     report.save_grid(res.images_after, out / "after.png")
@@ -260,8 +291,10 @@ def cmd_edit(args: argparse.Namespace) -> int:
         },
     }
     (out / "edit.json").write_text(json.dumps(record, indent=1) + "\n")
+    where = "" if args.space == "z" else " in W"
     print(
-        f"{args.mode} towards {args.target}: success {100 * s['success_rate']:.1f}% of {s['n']} "
+        f"{args.mode}{where} towards {args.target}: success {100 * s['success_rate']:.1f}% of "
+        f"{s['n']} "
         f"(already {100 * s['already_target']:.1f}%), distance moved {s['distance_mean']:.3f}, "
         f"entanglement {s['entanglement_mean']:.3f}"
     )
@@ -269,42 +302,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
     return 0
 
 
-def sample_controlled(args: argparse.Namespace, gen, out: Path) -> int:
-    """``gankit sample`` with truncation or a rows-by-class grid."""
-    import torch
-
-    from . import report
-    from .control import latent
-
-    n, labels, nrow = args.n, args.klass, None
-    if args.per_class is not None:
-        if not gen.num_classes:
-            raise UserError(
-                "--per-class needs a conditional model (trained with data.classes=true)"
-            )
-        if args.klass is not None or args.per_class < 1:
-            raise UserError(f"--per-class takes R >= 1 rows and no --class, got {args.per_class}")
-        n, nrow = args.per_class * gen.num_classes, gen.num_classes
-        labels = torch.arange(gen.num_classes).repeat(args.per_class)  # [R * K]
-    if args.truncation is not None:
-        z = latent.truncated_normal(n, gen.z_dim, args.truncation, seed=args.seed)
-        drawn = latent.sample_latents(gen.z_dim, n, args.seed, gen.num_classes)[1]
-    else:
-        z, drawn = latent.sample_latents(gen.z_dim, n, args.seed, gen.num_classes)
-    if args.psi is not None:
-        z = latent.truncate_to_mean(z, args.psi)
-    y = latent.check_labels(gen.net, n, drawn if labels is None else labels)
-    x = latent.generate(gen.net, z, y)
-    if gen.kind != "image":
-        report.plot_points(x[:0], x, out, title=f"{n} samples")
-    else:
-        report.save_grid(x, out, nrow=nrow)
-    print(f"wrote {out}")
-    return 0
-
-
-def _classifier(gen, name: str | None, device: str, command: str):
-    """``(data set, classifier)`` for a generator of 28x28 gray images, or a one-line error."""
+def _classifier(gen, name: str | None, device: str, command: str, resize: bool = False):
+    """``(data set, classifier)`` for a generator of 28x28 gray images (``resize``: gray
+    square images of any side, which the classifier resizes to 28), or a one-line error."""
     from .evaluation import CLASSIFIER_FOR
     from .metrics.classifier import check_data, load_classifier
 
@@ -314,12 +314,13 @@ def _classifier(gen, name: str | None, device: str, command: str):
             f"no classifier for a generator of {gen.config.data.name} data; {command} needs an "
             "MNIST or Fashion-MNIST image generator (or pass --classifier for 28x28 images)"
         )
-    if tuple(gen.shape) != (1, 28, 28):
+    c, h, w = gen.shape
+    if (c, h, w) != (1, 28, 28) and not (resize and c == 1 and h == w):
         raise UserError(
             f"the {data} classifier reads 1x28x28 images; this generator makes "
             f"{'x'.join(map(str, gen.shape))}"
         )
-    clf = load_classifier(check_data(data), device=device)
+    clf = load_classifier(check_data(data), device=device)  # it resizes other sides to 28
     return data, clf
 
 

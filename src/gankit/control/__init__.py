@@ -1,5 +1,7 @@
 """Steering a trained generator: truncation, interpolation, latent arithmetic (Radford et al. 2016)
-and classifier-guided editing of latent codes (optimize and direction modes)."""
+and classifier-guided editing of latent codes (optimize and direction modes), in Z or, for a net
+with a mapping network, in W (Karras et al. 2019): truncation in W, style mixing and stochastic
+variation."""
 
 from .editing import (
     EditResult,
@@ -24,9 +26,53 @@ from .latent import (
     truncate_to_mean,
     truncated_normal,
 )
+from .spaces import (
+    LatentSpace,
+    check_mapping,
+    has_mapping,
+    interpolation_images,
+    latent_space,
+    w_space,
+    z_space,
+)
+from .style import (
+    GROUPS,
+    MixingGrid,
+    Variation,
+    check_crossover,
+    crossover_ws,
+    group_indices,
+    mix_ws,
+    mixing_figure,
+    mixing_grid,
+    noise_variation,
+    synthesize,
+    truncated_images,
+    truncation_strip,
+)
 
 __all__ = [
+    "GROUPS",
     "EditResult",
+    "LatentSpace",
+    "MixingGrid",
+    "Variation",
+    "check_crossover",
+    "check_mapping",
+    "crossover_ws",
+    "group_indices",
+    "has_mapping",
+    "interpolation_images",
+    "latent_space",
+    "mix_ws",
+    "mixing_figure",
+    "mixing_grid",
+    "noise_variation",
+    "synthesize",
+    "truncated_images",
+    "truncation_strip",
+    "w_space",
+    "z_space",
     "arithmetic",
     "arithmetic_grid",
     "class_codes",

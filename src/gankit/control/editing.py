@@ -1,5 +1,11 @@
 """Classifier-guided editing of latent codes: make G(z) show a target class.
 
+Edits move codes in a latent space (``gankit.control.spaces``): Z by default, or W, the
+per-sample ``w`` of a mapping network broadcast to every synthesis layer (Karras et al. 2019).
+Below, "z" is the code in the edit's space, and the prior is that space's: N(0, I) in Z, in W the
+moment-matched Gaussian ``N(center, spread^2 I)`` of prior draws' w, so ``||z||^2 / 2`` reads
+``||w - center||^2 / (2 spread^2)`` and ``sqrt(z_dim)`` reads ``spread * sqrt(w_dim)``.
+
 Two modes, compared on the same figures:
 
 - ``optimize``: per-sample gradient ascent on the classifier's log-probability of the target,
@@ -40,6 +46,7 @@ from torch import Tensor, nn
 from ..errors import UserError
 from ..metrics.classifier import random_shift
 from .latent import check_labels, generate, sample_latents
+from .spaces import LatentSpace, SpaceName, latent_space
 
 Mode = Literal["optimize", "direction"]
 # The default bound on the move, as a fraction of sqrt(z_dim), a prior code's typical length: on
@@ -53,14 +60,15 @@ class EditResult:
 
     target: int
     mode: str
-    z_before: Tensor  # [N, z_dim]
-    z_after: Tensor  # [N, z_dim]
+    z_before: Tensor  # [N, dim] codes in the edit's space (``space``: z, or w)
+    z_after: Tensor  # [N, dim]
     images_before: Tensor  # [N, *shape]
     images_after: Tensor  # [N, *shape]
     logits_before: Tensor  # [N, K]
     logits_after: Tensor  # [N, K]
     steps: Tensor  # [N] gradient steps taken (optimize) or distances tried (direction)
     tries: Tensor | None = None  # [N] optimize mode: starts tried (1 + restarts used)
+    space: str = "z"  # where the codes live: "z" or "w"
 
     @property
     def success(self) -> Tensor:
@@ -69,8 +77,12 @@ class EditResult:
 
     @property
     def distance(self) -> Tensor:
-        """``[N]`` Euclidean distance moved in z."""
+        """``[N]`` Euclidean distance moved in the edit's space."""
         return (self.z_after - self.z_before).norm(dim=1)
+
+    def agrees(self, classifier: nn.Module) -> Tensor:
+        """``[N]`` bool: another (held-out) classifier also calls the edited image the target."""
+        return _classify(classifier, self.images_after).argmax(1) == self.target
 
     @property
     def entanglement(self) -> Tensor:
@@ -85,6 +97,7 @@ class EditResult:
         return {
             "target": self.target,
             "mode": self.mode,
+            "space": self.space,
             "n": len(self.z_before),
             "success_rate": self.success.float().mean().item(),
             "already_target": already.float().mean().item(),
@@ -111,12 +124,11 @@ def entanglement(logits_before: Tensor, logits_after: Tensor, target: int) -> Te
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _check(net: nn.Module, classifier: nn.Module, z: Tensor, target: int, y: Tensor | None) -> bool:
+def _check(space: LatentSpace, classifier: nn.Module, z: Tensor, target: int, y) -> bool:
     """Shapes and the target's range, on one sample; returns whether G makes images [N, C, H, W]."""
-    if z.dim() != 2 or z.shape[1] != net.z_dim or len(z) == 0:
-        raise UserError(f"z must have shape [N >= 1, {net.z_dim}], got {list(z.shape)}")
+    space.check(z)
     with torch.no_grad():
-        x = generate(net, z[:1], None if y is None else y[:1])  # [1, *shape]
+        x = space.generate(z[:1], None if y is None else y[:1])  # [1, *shape]
         k = _logits(classifier, x).shape[1]
     if not 0 <= target < k:
         raise UserError(f"target class must be in 0..{k - 1} for this classifier, got {target}")
@@ -137,12 +149,12 @@ def _classify(classifier: nn.Module, x: Tensor, batch: int = 512) -> Tensor:
 
 
 @torch.no_grad()
-def _log_probs(net: nn.Module, classifier: nn.Module, z: Tensor, y: Tensor | None) -> Tensor:
-    return F.log_softmax(_classify(classifier, generate(net, z, y)), 1)  # [N, K]
+def _log_probs(space: LatentSpace, classifier: nn.Module, z: Tensor, y: Tensor | None) -> Tensor:
+    return F.log_softmax(_classify(classifier, space.generate(z, y)), 1)  # [N, K]
 
 
-def _default_distance(z_dim: int, max_distance: float | None) -> float:
-    r = DEFAULT_DISTANCE * math.sqrt(z_dim) if max_distance is None else float(max_distance)
+def _default_distance(space: LatentSpace, max_distance: float | None) -> float:
+    r = DEFAULT_DISTANCE * space.scale if max_distance is None else float(max_distance)
     if not r > 0:
         raise UserError(f"max_distance must be positive (inf: unbounded), got {max_distance}")
     return r
@@ -160,10 +172,10 @@ def _restore(nets: tuple[nn.Module, ...], modes: list[bool]) -> None:
         m.train(was)
 
 
-def _result(net, classifier, z0, z1, labels, target, mode, steps) -> EditResult:
-    x0, x1 = generate(net, z0, labels), generate(net, z1, labels)  # [N, *shape] each
+def _result(space, classifier, z0, z1, labels, target, mode, steps) -> EditResult:
+    x0, x1 = space.generate(z0, labels), space.generate(z1, labels)  # [N, *shape] each
     l0, l1 = _classify(classifier, x0), _classify(classifier, x1)  # [N, K] each
-    return EditResult(target, mode, z0, z1, x0, x1, l0, l1, steps)
+    return EditResult(target, mode, z0, z1, x0, x1, l0, l1, steps, space=space.name)
 
 
 # ---------------------------------------------------------------------------- optimize mode
@@ -180,7 +192,7 @@ def _target_logp(classifier, x: Tensor, target: int, shifts: int, rng) -> Tensor
     return torch.logsumexp(logp, 0) - math.log(shifts + 1)  # [N]
 
 
-def _ascend(net, classifier, z0, start, y, target, *, steps, lr, prior_weight, radius, stop_prob,
+def _ascend(space, classifier, z0, start, y, target, *, steps, lr, prior_weight, radius, stop_prob,
             optimizer, shifts, shift_rng) -> tuple[Tensor, Tensor]:  # fmt: skip
     """One projected ascent from ``start`` inside the ball around ``z0``: final codes, steps."""
     zv = start.clone().requires_grad_(True)
@@ -188,12 +200,12 @@ def _ascend(net, classifier, z0, start, y, target, *, steps, lr, prior_weight, r
     active = torch.ones(len(z0), dtype=torch.bool, device=z0.device)  # [N]
     taken = torch.zeros(len(z0), dtype=torch.long, device=z0.device)  # [N]
     for _ in range(steps):
-        logp = _target_logp(classifier, net(zv, y), target, shifts, shift_rng)  # [N]
+        logp = _target_logp(classifier, space.decode(zv, y), target, shifts, shift_rng)  # [N]
         if stop_prob is not None:
             active &= logp.detach().exp() < stop_prob  # stopped samples stay stopped
         if not active.any():
             break
-        objective = logp - prior_weight * 0.5 * zv.pow(2).sum(1)  # [N]
+        objective = logp - prior_weight * space.prior_penalty(zv)  # [N]
         (grad,) = torch.autograd.grad(objective[active].sum(), zv)  # [N, z_dim]
         before = zv.detach().clone()
         zv.grad = -grad  # the optimizers descend; we ascend
@@ -221,14 +233,16 @@ def _project(z: Tensor, z0: Tensor, radius: float) -> Tensor:
 def edit_optimize(
     net: nn.Module,  # G: z [N, z_dim] (+ labels [N]) -> images
     classifier: nn.Module,  # images -> logits [N, K], differentiable
-    z: Tensor,  # [N, z_dim] starting codes
+    z: Tensor,  # [N, dim] starting codes in ``space`` (z, or w = G.mapping(z, labels))
     target: int,  # class to reach
     *,
+    space: SpaceName | LatentSpace = "z",  # where to move: Z, or W of a mapping network
     labels: Tensor | int | None = None,  # classes of a conditional G (kept fixed)
     steps: int = 200,  # most gradient steps per sample and try
     lr: float = 0.05,  # step size of the optimizer
     prior_weight: float = 0.01,  # weight of ||z||^2 / 2, the prior's negative log-density
     max_distance: float | None = None,  # radius of the ball around z; None = 0.8 sqrt(z_dim)
+    #                                     (in W: 0.8 spread sqrt(w_dim), see the module's doc)
     stop_prob: float | None = 0.9,  # a sample stops once p(target) >= this; None = all steps
     optimizer: Literal["adam", "sgd"] = "adam",
     restarts: int = 8,  # a sample that fails gets up to this many more tries (see below)
@@ -249,8 +263,9 @@ def edit_optimize(
     restarts`` in a random direction on try i: near starts first, so an edit stays as small as
     the tries allow. A sample keeps the first try that succeeds, else its most probable one.
     """
+    sp = latent_space(net, space)
     y = check_labels(net, len(z), labels)
-    shifts = _check_shifts(shifts, image=_check(net, classifier, z, target, y))
+    shifts = _check_shifts(shifts, image=_check(sp, classifier, z, target, y))
     if steps < 0 or not 0 < lr < math.inf:
         raise UserError(f"steps must be >= 0 and lr finite and > 0, got steps={steps}, lr={lr}")
     if not 0 <= prior_weight < math.inf:
@@ -258,7 +273,7 @@ def edit_optimize(
     _check_stop(stop_prob)
     if restarts < 0:
         raise UserError(f"restarts must be >= 0, got {restarts}")
-    radius = _default_distance(net.z_dim, max_distance)
+    radius = _default_distance(sp, max_distance)
     device = next(net.parameters()).device
     z0 = z.detach().float().to(device)
     y = y.to(device) if y is not None else None
@@ -268,18 +283,18 @@ def edit_optimize(
     rng = torch.Generator().manual_seed(seed)
     modes = _eval_mode(net, classifier)
     try:
-        best, taken = _ascend(net, classifier, z0, z0, y, target, **opts)
+        best, taken = _ascend(sp, classifier, z0, z0, y, target, **opts)
         tries = torch.ones(len(z0), dtype=torch.long, device=device)  # [N]
-        logp = _log_probs(net, classifier, best, y).to(device)  # [N, K]
+        logp = _log_probs(sp, classifier, best, y).to(device)  # [N, K]
         for i in range(1, restarts + 1):
             fail = (logp.argmax(1) != target).nonzero().squeeze(1)  # [M] indices
             if len(fail) == 0:
                 break
-            u = torch.randn(len(fail), z0.shape[1], generator=rng).to(device)  # [M, z_dim]
+            u = torch.randn(len(fail), z0.shape[1], generator=rng).to(device)  # [M, dim]
             start = z0[fail] + radius * i / restarts * u / u.norm(dim=1, keepdim=True)
             yf = None if y is None else y[fail]
-            zf, tf = _ascend(net, classifier, z0[fail], start, yf, target, **opts)
-            lf = _log_probs(net, classifier, zf, yf).to(device)  # [M, K]
+            zf, tf = _ascend(sp, classifier, z0[fail], start, yf, target, **opts)
+            lf = _log_probs(sp, classifier, zf, yf).to(device)  # [M, K]
             better = (lf.argmax(1) == target) | (lf[:, target] > logp[fail, target])  # [M]
             keep = fail[better]
             best[keep], logp[keep] = zf[better], lf[better]
@@ -287,7 +302,7 @@ def edit_optimize(
             tries[fail] += 1
     finally:
         _restore((net, classifier), modes)
-    res = _result(net, classifier, z0.cpu(), best.cpu(), y, target, "optimize", taken.cpu())
+    res = _result(sp, classifier, z0.cpu(), best.cpu(), y, target, "optimize", taken.cpu())
     res.tries = tries.cpu()
     return res
 
@@ -308,12 +323,20 @@ def fit_direction(z: Tensor, labels: Tensor, target: int) -> Tensor:
 
 
 def label_latents(
-    net: nn.Module, classifier: nn.Module, n: int, seed: int, labels: Tensor | int | None = None
+    net: nn.Module,
+    classifier: nn.Module,
+    n: int,
+    seed: int,
+    labels: Tensor | int | None = None,
+    space: SpaceName | LatentSpace = "z",
 ) -> tuple[Tensor, Tensor]:
-    """``n`` prior codes ``[n, z_dim]`` and the classifier's labels ``[n]`` of their images."""
+    """``n`` prior codes ``[n, dim]`` in ``space`` and the classifier's labels ``[n]`` of their
+    images."""
+    sp = latent_space(net, space)
     z, _ = sample_latents(net.z_dim, n, seed)
     y = check_labels(net, n, labels)
-    return z, _classify(classifier, generate(net, z, y)).argmax(1)
+    codes = sp.codes(z, y)  # [n, dim]
+    return codes, _classify(classifier, sp.generate(codes, y)).argmax(1)
 
 
 class TooFewInClass(UserError):
@@ -340,7 +363,7 @@ def class_codes(
     if not 1 <= n <= pool:
         raise UserError(f"want 1 <= n <= pool, got n={n}, pool={pool}")
     z, _ = sample_latents(net.z_dim, pool, seed)
-    _check(net, classifier, z[:1], target, None)
+    _check(latent_space(net), classifier, z[:1], target, None)
     p = _classify(classifier, generate(net, z)).softmax(1)  # [pool, K]
     hit = (p.argmax(1) == target).nonzero().squeeze(1)  # [M]
     if len(hit) < n:
@@ -353,25 +376,27 @@ def class_codes(
 def edit_direction(
     net: nn.Module,  # G: z [N, z_dim] (+ labels [N]) -> images
     classifier: nn.Module,  # images -> logits [N, K]
-    z: Tensor,  # [N, z_dim] starting codes
+    z: Tensor,  # [N, dim] starting codes in ``space``
     target: int,  # class to reach
-    direction: Tensor,  # [z_dim], e.g. from fit_direction (normalised here)
+    direction: Tensor,  # [dim], e.g. from fit_direction (normalised here)
     *,
+    space: SpaceName | LatentSpace = "z",  # where to move: Z, or W of a mapping network
     labels: Tensor | int | None = None,  # classes of a conditional G (kept fixed)
     max_distance: float | None = None,  # farthest move; None = 0.8 sqrt(z_dim)
     n_distances: int = 20,  # distances tried: max_distance * (1..n) / n
     stop_prob: float | None = 0.9,  # move the least that gives p(target) >= this; None = the most
 ) -> EditResult:
     """Move each code along ``direction`` by the smallest tried distance that reaches the target."""
+    sp = latent_space(net, space)
     y = check_labels(net, len(z), labels)
-    _check(net, classifier, z, target, y)
-    if direction.shape != (net.z_dim,) or not direction.norm() > 0:
-        raise UserError(f"direction must be a nonzero [{net.z_dim}] vector, got {direction.shape}")
+    _check(sp, classifier, z, target, y)
+    if direction.shape != (sp.dim,) or not direction.norm() > 0:
+        raise UserError(f"direction must be a nonzero [{sp.dim}] vector, got {direction.shape}")
     if n_distances < 1:
         raise UserError(f"n_distances must be at least 1, got {n_distances}")
     _check_stop(stop_prob)
-    radius = _default_distance(net.z_dim, max_distance)
-    d = direction.float() / direction.norm()  # [z_dim]
+    radius = _default_distance(sp, max_distance)
+    d = direction.float() / direction.norm()  # [dim]
     z0 = z.detach().float().cpu()
     modes = _eval_mode(net, classifier)
     try:
@@ -381,7 +406,7 @@ def edit_direction(
             done = torch.zeros(len(z0), dtype=torch.bool)  # [N]
             for i in range(n_distances + 1):  # i = 0: already there, no move
                 a = radius * i / n_distances
-                p = _classify(classifier, generate(net, z0 + a * d, y)).softmax(1)[:, target]
+                p = _classify(classifier, sp.generate(z0 + a * d, y)).softmax(1)[:, target]
                 new = ~done & (p >= stop_prob)  # [N]
                 alpha[new], tried[new] = a, i
                 done |= new
@@ -389,8 +414,8 @@ def edit_direction(
                     break
     finally:
         _restore((net, classifier), modes)
-    z1 = z0 + alpha[:, None] * d  # [N, z_dim]
-    return _result(net, classifier, z0, z1, y, target, "direction", tried)
+    z1 = z0 + alpha[:, None] * d  # [N, dim]
+    return _result(sp, classifier, z0, z1, y, target, "direction", tried)
 
 
 # --------------------------------------------------------------------------------- one call
@@ -402,24 +427,29 @@ def edit(
     n: int = 64,  # samples to edit: those of Generator.sample(n, seed=seed)
     seed: int = 0,
     mode: Mode = "optimize",
+    space: SpaceName = "z",  # edit z, or the per-sample w of a mapping network
     fit_n: int = 2000,  # direction mode: labelled samples (seed + 1) to fit the direction on
     labels: Tensor | int | None = None,  # conditional G: classes (None = those sample draws)
     **options: Any,  # passed on to edit_optimize / edit_direction
 ) -> EditResult:
-    """Edit the samples ``Generator.sample(n, seed=seed)`` towards ``target``."""
+    """Edit the samples ``Generator.sample(n, seed=seed)`` (in W: their w) towards ``target``."""
     net = getattr(generator, "net", generator)
     if mode not in ("optimize", "direction"):
         raise UserError(f"edit mode must be optimize or direction, got {mode!r}")
+    sp = latent_space(net, space)
     k = getattr(net, "num_classes", 0)
     z, drawn = sample_latents(net.z_dim, n, seed, k)
     labels = drawn if labels is None else labels
+    z = sp.codes(z, check_labels(net, n, labels))  # [n, dim]
     if mode == "optimize":  # the restarts' directions come from the same seed
-        return edit_optimize(net, classifier, z, target, labels=labels, seed=seed, **options)
+        return edit_optimize(
+            net, classifier, z, target, space=sp, labels=labels, seed=seed, **options
+        )
     if fit_n < 2:
         raise UserError(f"fit_n must be at least 2, got {fit_n}")
     fit_y = labels if labels is None or isinstance(labels, int) else None
     if k and fit_y is None:  # conditional: fit across random classes
         fit_y = sample_latents(net.z_dim, fit_n, seed + 1, k)[1]
-    zf, lf = label_latents(net, classifier, fit_n, seed + 1, fit_y)
+    zf, lf = label_latents(net, classifier, fit_n, seed + 1, fit_y, space=sp)
     direction = fit_direction(zf, lf, target)
-    return edit_direction(net, classifier, z, target, direction, labels=labels, **options)
+    return edit_direction(net, classifier, z, target, direction, space=sp, labels=labels, **options)
