@@ -31,12 +31,15 @@ def data_root() -> str | None:
             link = raw / f.name
             if not link.exists():
                 link.symlink_to(f.resolve())
-    usps = root / "usps"  # usps.h5 (both splits) and usps.t.bz2, as gankit reads <root>/usps/
-    usps.mkdir(parents=True, exist_ok=True)
-    for f in (shared / "datasets" / "usps").glob("usps*"):
-        link = usps / f.name
-        if not link.exists():
-            link.symlink_to(f.resolve())
+    # usps.h5 (both splits) and usps.t.bz2, as gankit reads <root>/usps/; the CIFAR-10 JPEG
+    # tarballs, as gankit reads <root>/cifar10-jpg/ (it unpacks them into its own cache)
+    for folder, pattern in (("usps", "usps*"), ("cifar10-jpg", "cifar10-jpg-*.tar.gz")):
+        dst = root / folder
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in (shared / "datasets" / folder).glob(pattern):
+            link = dst / f.name
+            if not link.exists():
+                link.symlink_to(f.resolve())
     return str(root)
 
 

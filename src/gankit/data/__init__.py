@@ -142,7 +142,7 @@ def build_source(cfg: DataConfig, split: str = "train") -> Source:
 
 
 # Imported last so that the data sets can subclass Source and register themselves.
-from . import images, paired, stacked, toy, usps  # noqa: E402, F401  (they register data sets)
+from . import cifar10, images, paired, stacked, toy, usps  # noqa: E402, F401  (register data sets)
 from .images import ImageSource  # noqa: E402
 from .toy import ToySource  # noqa: E402
 

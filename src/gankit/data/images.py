@@ -380,10 +380,9 @@ def _image_folder(cfg: DataConfig) -> Path:
     return folder
 
 
-@DATASETS.register("folder")
-def folder(cfg: DataConfig, split: str = "train") -> ImageSource:
-    """All images under ``cfg.path``; the "test" split is the same images (there is no split)."""
-    root = _image_folder(cfg)
+def load_folder(root: Path, size: int, channels: int) -> tuple[Tensor, Tensor | None, list[str]]:
+    """Every image under ``root``: uint8 ``[N, C, size, size]``, int64 labels ``[N]`` from the
+    class subfolders in sorted order (None without subfolders), and the class names."""
     files = list_images(root)
     if not files:
         raise UserError(
@@ -391,6 +390,14 @@ def folder(cfg: DataConfig, split: str = "train") -> ImageSource:
             "put images there or point data.path elsewhere"
         )
     labels, names = _folder_labels(root, files)
-    images = torch.stack([load_image(f, cfg.size, cfg.channels) for f in files])  # [N, C, S, S]
+    images = torch.stack([load_image(f, size, channels) for f in files])  # [N, C, S, S]
+    return images, labels, names
+
+
+@DATASETS.register("folder")
+def folder(cfg: DataConfig, split: str = "train") -> ImageSource:
+    """All images under ``cfg.path``; the "test" split is the same images (there is no split)."""
+    root = _image_folder(cfg)
+    images, labels, names = load_folder(root, cfg.size, cfg.channels)  # [N, C, S, S], [N]
     origin = f"image folder {root}"
     return ImageSource("folder", images, labels, len(names), split, names or None, origin)
