@@ -1,0 +1,299 @@
+"""Evidence for the StyleGAN2 generator: W is less entangled than Z, and its quality against DCGAN.
+
+    python benchmarks/stylegan.py [--data mnist cifar10] [--out runs/stylegan]
+                                  [--ppl-n 10000] [--edit-n 64] [--fid-n 500] [--skip-fid]
+
+Per data set (``mnist``: ``mnist-stylegan`` against ``mnist-dcgan``; ``cifar10``:
+``cifar10-stylegan`` against ``cifar10-dcgan``), resumably: a finished training is skipped, an
+interrupted one continues from its newest checkpoint, and every measurement is cached in
+``<out>/results-<data>.json`` under its settings, so the script can be run again after a session
+ends.
+
+1. Train the StyleGAN preset for its full steps into ``<out>/<data>-stylegan``.
+2. Equal CPU time for the baseline: both presets are timed for ``--probe-steps`` steps back to
+   back in this process (so the machine's load is the same for both), and the DCGAN trains for
+   ``stylegan steps x (StyleGAN s/step) / (DCGAN s/step)`` steps into ``<out>/<data>-dcgan``.
+3. MNIST only: perceptual path length in Z and in W on the StyleGAN (``gankit eval --metrics
+   ppl``, ``--ppl-n`` path samples, the MNIST classifier's features); classifier-guided editing
+   towards each digit in W and in Z on the same 64 samples: success (gankit's classifier),
+   agreement of a held-out classifier (seed 1) and entanglement.
+4. FID with the standard Inception weights of both models against the test split and the floor
+   (train against test images) at the same n, each at its model's image size; on this CPU
+   Inception runs at a few images/s, so ``--fid-n`` is small and said so in the table.
+5. The figures of the StyleGAN: style mixing, the truncation strip and stochastic variation.
+
+Writes ``<out>/stylegan-<data>.md`` (the tables), ``results-<data>.json`` and the PNGs in
+``<out>/figures/<data>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import data_root, pick_weights, table
+
+PRESETS = {
+    "mnist": ("mnist-stylegan", "mnist-dcgan"),
+    "cifar10": ("cifar10-stylegan", "cifar10-dcgan"),
+}
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", nargs="+", default=["mnist", "cifar10"], choices=sorted(PRESETS))
+    p.add_argument("--out", default="runs/stylegan")
+    p.add_argument("--ppl-n", type=int, default=10_000, help="path samples per space")
+    p.add_argument("--edit-n", type=int, default=64, help="samples edited per digit and space")
+    p.add_argument("--fid-n", type=int, default=500, help="generated and real images per FID")
+    p.add_argument("--skip-fid", action="store_true", help="no Inception FID (slow on a CPU)")
+    p.add_argument("--probe-steps", type=int, default=30, help="steps timed per preset")
+    p.add_argument("--steps", type=int, help="StyleGAN steps (default: the preset's)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument("--weights", help="FID Inception weights (default: found or shared)")
+    return p.parse_args(argv)
+
+
+class Results:
+    """``<out>/results.json``: one entry per measurement, reused while its settings match."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data = json.loads(path.read_text()) if path.is_file() else {}
+
+    def get(self, key: str, settings: dict):
+        entry = self.data.get(key)
+        return entry["value"] if entry and entry.get("settings") == settings else None
+
+    def put(self, key: str, settings: dict, value) -> None:
+        self.data[key] = {"settings": settings, "value": value}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2) + "\n")
+        tmp.replace(self.path)
+
+
+def _overrides(root: str | None, threads: int) -> list[str]:
+    over = ["log.quiet=true", "data.download=false"]
+    over += [f"data.root={root}"] if root else []
+    over += [f"threads={threads}"] if threads else []
+    return over
+
+
+def _train(preset: str, out: Path, steps: int, over: list[str]) -> Path:
+    """Train ``preset`` for ``steps`` into ``out/preset``: skipped when done, else resumed."""
+    import gankit
+    from gankit.training import checkpoint
+
+    run = out / preset
+    summary = run / "summary.json"
+    if summary.is_file():
+        s = json.loads(summary.read_text())
+        if s.get("steps") == steps and not s.get("interrupted"):
+            return run
+    if (run / "config.yaml").is_file() and checkpoint.checkpoints(run):
+        print(f"{preset}: resuming {run} to {steps} steps", flush=True)
+        gankit.resume(run, [f"train.steps={steps}", *[o for o in over if o.startswith("threads")]])
+        return run
+    print(f"{preset}: training {run} for {steps} steps", flush=True)
+    gankit.train(preset, [f"out={out}", f"name={preset}", f"train.steps={steps}", *over])
+    return run
+
+
+def _probe(presets: tuple[str, str], steps: int, over: list[str], tmp: Path) -> dict[str, float]:
+    """Seconds per step of each preset, timed back to back (steps after the first 5)."""
+    import gankit
+
+    rate = {}
+    for preset in presets:
+        runs = []
+        for n in (5, 5 + steps):
+            run = gankit.train(
+                preset, [f"out={tmp}", f"name={preset}-{n}", f"train.steps={n}", *over,
+                         f"log.every={n}", f"log.sample_every={n}", f"log.checkpoint_every={n}"]
+            )  # fmt: skip
+            runs.append(run.summary["seconds"])
+        rate[preset] = (runs[1] - runs[0]) / steps
+    return rate
+
+
+def _edits(run: Path, root: str | None, n: int) -> list[dict]:
+    import gankit
+    from gankit.control import edit
+    from gankit.metrics.classifier import load_classifier, predict, train_classifier
+
+    gen = gankit.load_generator(run)
+    clf = load_classifier("mnist", root, train_if_missing=True, quiet=True)
+    check, _ = train_classifier("mnist", root, seed=1, quiet=True)
+    rows = []
+    for target in range(10):
+        for space in ("w", "z"):
+            t0 = time.perf_counter()
+            res = edit(gen, clf, target, n=n, seed=0, mode="optimize", space=space)
+            s = res.summary()
+            agree = (predict(check, res.images_after).argmax(1) == target).float().mean()
+            rows.append(
+                {
+                    "digit": target,
+                    "space": space.upper(),
+                    "already %": round(100 * s["already_target"], 1),
+                    "success %": round(100 * s["success_rate"], 1),
+                    "held-out %": round(100 * float(agree), 1),
+                    "entanglement": round(s["entanglement_mean"], 3),
+                    "distance": round(s["distance_mean"], 3),
+                    "seconds": round(time.perf_counter() - t0, 1),
+                }
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+def _fid(run: Path, n: int, root: str | None, weights: str | None) -> float:
+    import gankit
+
+    res = gankit.evaluate(run, "fid", n=n, data_root=root, inception_weights=weights)
+    return float(res["fid"])
+
+
+def _floor(run: Path, n: int, root: str | None, weights: str | None) -> float:
+    """FID of n train images against the n test images ``gankit eval`` compares a model with
+    (same selection, so its cached features are reused), at the run's data settings."""
+    import dataclasses
+
+    import torch
+
+    import gankit
+    from gankit.data import build_source
+    from gankit.evaluation import REF_SEED
+    from gankit.metrics.fidelity import compute_metrics
+    from gankit.metrics.inception import load_extractor
+
+    cfg = gankit.load_config(run / "config.yaml")
+    data = dataclasses.replace(cfg.data, root=root or cfg.data.root, classes=False)
+    train, test = build_source(data, "train"), build_source(data, "test")
+    fake = train.sample(n, torch.Generator().manual_seed(0))[0]
+    real = test.sample(n, torch.Generator().manual_seed(REF_SEED))[0]
+    shape = "x".join(map(str, real.shape[1:]))
+    subset = "all" if n == len(test) else f"seed{REF_SEED}"
+    key = f"{cfg.data.name}-test-{n}-{shape}-{subset}"
+    res = compute_metrics(fake, real, load_extractor(weights), metrics=["fid"], real_key=key)
+    return float(res["fid"])
+
+
+def _figures(run: Path, figures: Path) -> list[str]:
+    figures.mkdir(parents=True, exist_ok=True)
+    made = []
+    for cmd, name in (
+        (["mix", str(run), "--seed", "0"], "mixing.png"),
+        (["sample", str(run), "--psi-strip", "--seed", "0"], "truncation.png"),
+        (["variation", str(run), "--noise-seed", "0"], "variation.png"),
+    ):
+        out = figures / name
+        done = subprocess.run(
+            [sys.executable, "-m", "gankit", *cmd, "--out", str(out)],
+            capture_output=True,
+            text=True,
+        )
+        print(" ".join(cmd), "->", out if done.returncode == 0 else done.stderr.strip(), flush=True)
+        if done.returncode == 0:
+            made.append(str(out))
+    return made
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import gankit
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    root, weights = data_root(), pick_weights(args.weights)
+    over = _overrides(root, args.threads)
+    for data in args.data:  # one results file per data set: two can run at once
+        results = Results(out / f"results-{data}.json")
+        md = [f"# StyleGAN2 benchmark: {data}\n"]
+        sg, dc = PRESETS[data]
+        steps = args.steps or gankit.load_config(sg).train.steps
+        run_sg = _train(sg, out, steps, over)
+        settings = {"presets": [sg, dc], "probe_steps": args.probe_steps}
+        rate = results.get(f"{data}/probe", settings)
+        if rate is None:
+            rate = _probe((sg, dc), args.probe_steps, over, out / "probe")
+            results.put(f"{data}/probe", settings, rate)
+        dc_steps = round(steps * rate[sg] / rate[dc])
+        run_dc = _train(dc, out, dc_steps, over)
+        s_sg = json.loads((run_sg / "summary.json").read_text())
+        s_dc = json.loads((run_dc / "summary.json").read_text())
+        md.append(f"## {data}\n")
+        md.append(
+            f"Equal CPU time: {sg} {rate[sg]:.3f} s/step and {dc} {rate[dc]:.3f} s/step timed back "
+            f"to back ({args.probe_steps} steps each), so {steps} StyleGAN steps = {dc_steps} "
+            f"DCGAN steps. Logged training time (a shared machine): {s_sg['seconds']:.0f} s and "
+            f"{s_dc['seconds']:.0f} s; {s_sg.get('img_per_s')} and {s_dc.get('img_per_s')} "
+            "images/s.\n"
+        )
+        if data == "mnist":
+            key = {"n": args.ppl_n, "step": s_sg["steps"]}
+            ppl = results.get("mnist/ppl", key)
+            if ppl is None:
+                t0 = time.perf_counter()
+                res = gankit.evaluate(run_sg, "ppl", n=args.ppl_n, data_root=root)
+                ppl = {k: res[k] for k in ("ppl_z", "ppl_w")}
+                ppl["seconds"] = round(time.perf_counter() - t0, 1)
+                ppl["features"] = res["protocols"]["ppl"]["features"]
+                results.put("mnist/ppl", key, ppl)
+            md.append(
+                f"Perceptual path length ({args.ppl_n} paths per space, features: "
+                f"{ppl['features']}): **Z {ppl['ppl_z']:.1f}, W {ppl['ppl_w']:.1f}** "
+                f"(W/Z = {ppl['ppl_w'] / ppl['ppl_z']:.2f}; the paper: 665 vs 233).\n"
+            )
+            key = {"n": args.edit_n, "step": s_sg["steps"]}
+            rows = results.get("mnist/edits", key)
+            if rows is None:
+                rows = _edits(run_sg, root, args.edit_n)
+                results.put("mnist/edits", key, rows)
+            cols = ["digit", "space", "already %", "success %", "held-out %", "entanglement",
+                    "distance", "seconds"]  # fmt: skip
+            md.append("Classifier-guided editing (optimize mode), per digit:\n")
+            md.append(table(rows, cols))
+            for space in ("W", "Z"):
+                sel = [r for r in rows if r["space"] == space]
+                md.append(
+                    f"- {space}: success {sum(r['success %'] for r in sel) / len(sel):.1f}%, "
+                    f"held-out {sum(r['held-out %'] for r in sel) / len(sel):.1f}%, "
+                    f"entanglement {sum(r['entanglement'] for r in sel) / len(sel):.3f}\n"
+                )
+        if not args.skip_fid:
+            key = {"n": args.fid_n, "steps": [s_sg["steps"], s_dc["steps"]]}
+            fid = results.get(f"{data}/fid", key)
+            if fid is None:
+                fid, floors = {}, {}
+                for name, run in ((sg, run_sg), (dc, run_dc)):
+                    fid[name] = _fid(run, args.fid_n, root, weights)
+                    size = gankit.load_config(run / "config.yaml").data.size
+                    if size not in floors:  # the floor at each image size the models make
+                        floors[size] = _floor(run, args.fid_n, root, weights)
+                        fid[f"floor: train vs test images at {size} px"] = floors[size]
+                    print(name, fid, flush=True)
+                results.put(f"{data}/fid", key, fid)
+            md.append(
+                f"\nFID, standard Inception weights, n = {args.fid_n} against the test split:\n"
+            )
+            md.append(
+                table([{"model": k, "FID": round(v, 2)} for k, v in fid.items()], ["model", "FID"])
+            )
+        figs = _figures(run_sg, out / "figures" / data)
+        md.append("\nFigures: " + ", ".join(figs) + "\n")
+        (out / f"stylegan-{data}.md").write_text("\n".join(md))
+        print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
