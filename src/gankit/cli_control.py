@@ -250,7 +250,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     gen = load_generator(args.source, device=args.device)
     if args.space == "w":
         check_mapping(gen.net, "--space w")
-    data, clf = _classifier(gen, args.classifier, args.device, "edit", resize=True)
+    data, clf = _classifier(gen, args.classifier, args.device, "edit")
     if not 0 <= args.target < clf.num_classes:
         raise UserError(f"--target must be in 0..{clf.num_classes - 1}, got {args.target}")
     opts: dict = {"max_distance": args.max_distance, "stop_prob": args.stop_prob}
@@ -302,9 +302,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _classifier(gen, name: str | None, device: str, command: str, resize: bool = False):
-    """``(data set, classifier)`` for a generator of 28x28 gray images (``resize``: gray
-    square images of any side, which the classifier resizes to 28), or a one-line error."""
+def _classifier(gen, name: str | None, device: str, command: str):
+    """``(data set, classifier)`` for a generator of square gray images (the classifier resizes
+    sides other than 28 to 28), or a one-line error."""
     from .evaluation import CLASSIFIER_FOR
     from .metrics.classifier import check_data, load_classifier
 
@@ -315,9 +315,9 @@ def _classifier(gen, name: str | None, device: str, command: str, resize: bool =
             "MNIST or Fashion-MNIST image generator (or pass --classifier for 28x28 images)"
         )
     c, h, w = gen.shape
-    if (c, h, w) != (1, 28, 28) and not (resize and c == 1 and h == w):
+    if c != 1 or h != w:
         raise UserError(
-            f"the {data} classifier reads 1x28x28 images; this generator makes "
+            f"the {data} classifier reads square 1-channel images; this generator makes "
             f"{'x'.join(map(str, gen.shape))}"
         )
     clf = load_classifier(check_data(data), device=device)  # it resizes other sides to 28
