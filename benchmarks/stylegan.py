@@ -2,6 +2,7 @@
 
     python benchmarks/stylegan.py [--data mnist cifar10] [--out runs/stylegan]
                                   [--ppl-n 10000] [--edit-n 64] [--fid-n 500] [--skip-fid]
+                                  [--no-baseline] [--steps N] [--probe-steps 30] [--threads N]
 
 Per data set (``mnist``: ``mnist-stylegan`` against ``mnist-dcgan``; ``cifar10``:
 ``cifar10-stylegan`` against ``cifar10-dcgan``), resumably: a finished training is skipped, an
@@ -10,17 +11,18 @@ interrupted one continues from its newest checkpoint, and every measurement is c
 ends.
 
 1. Train the StyleGAN preset for its full steps into ``<out>/<data>-stylegan``.
-2. Equal CPU time for the baseline: both presets are timed for ``--probe-steps`` steps back to
-   back in this process (so the machine's load is the same for both), and the DCGAN trains for
-   ``stylegan steps x (StyleGAN s/step) / (DCGAN s/step)`` steps into ``<out>/<data>-dcgan``.
-3. MNIST only: perceptual path length in Z and in W on the StyleGAN (``gankit eval --metrics
+2. MNIST only: perceptual path length in Z and in W on the StyleGAN (``gankit eval --metrics
    ppl``, ``--ppl-n`` path samples, the MNIST classifier's features); classifier-guided editing
    towards each digit in W and in Z on the same 64 samples: success (gankit's classifier),
    agreement of a held-out classifier (seed 1) and entanglement.
-4. FID with the standard Inception weights of both models against the test split and the floor
+3. The figures of the StyleGAN: style mixing, the truncation strip and stochastic variation.
+4. Equal CPU time for the baseline (skipped with ``--no-baseline``): both presets are timed for
+   ``--probe-steps`` steps back to back in this process (so the machine's load is the same for
+   both), and the DCGAN trains for ``stylegan steps x (StyleGAN s/step) / (DCGAN s/step)`` steps
+   into ``<out>/<data>-dcgan``.
+5. FID with the standard Inception weights of both models against the test split and the floor
    (train against test images) at the same n, each at its model's image size; on this CPU
    Inception runs at a few images/s, so ``--fid-n`` is small and said so in the table.
-5. The figures of the StyleGAN: style mixing, the truncation strip and stochastic variation.
 
 Writes ``<out>/stylegan-<data>.md`` (the tables), ``results-<data>.json`` and the PNGs in
 ``<out>/figures/<data>``.
@@ -51,6 +53,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--edit-n", type=int, default=64, help="samples edited per digit and space")
     p.add_argument("--fid-n", type=int, default=500, help="generated and real images per FID")
     p.add_argument("--skip-fid", action="store_true", help="no Inception FID (slow on a CPU)")
+    p.add_argument("--no-baseline", action="store_true", help="StyleGAN measurements only")
     p.add_argument("--probe-steps", type=int, default=30, help="steps timed per preset")
     p.add_argument("--steps", type=int, help="StyleGAN steps (default: the preset's)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
@@ -203,6 +206,84 @@ def _figures(run: Path, figures: Path) -> list[str]:
     return made
 
 
+def _entanglement(run_sg: Path, step: int, results: Results, root, args) -> list[str]:
+    """PPL in Z and W, and editing in W and Z, on the MNIST StyleGAN (cached)."""
+    import gankit
+
+    md = []
+    key = {"n": args.ppl_n, "step": step}
+    ppl = results.get("mnist/ppl", key)
+    if ppl is None:
+        t0 = time.perf_counter()
+        res = gankit.evaluate(run_sg, "ppl", n=args.ppl_n, data_root=root)
+        ppl = {k: res[k] for k in ("ppl_z", "ppl_w")}
+        ppl["seconds"] = round(time.perf_counter() - t0, 1)
+        ppl["features"] = res["protocols"]["ppl"]["features"]
+        results.put("mnist/ppl", key, ppl)
+    md.append(
+        f"Perceptual path length ({args.ppl_n} paths per space, {ppl['seconds']:.0f} s; "
+        f"features: {ppl['features']}): **Z {ppl['ppl_z']:.1f}, W {ppl['ppl_w']:.1f}** "
+        f"(W/Z = {ppl['ppl_w'] / ppl['ppl_z']:.2f}; the paper: 665 vs 233).\n"
+    )
+    key = {"n": args.edit_n, "step": step}
+    rows = results.get("mnist/edits", key)
+    if rows is None:
+        rows = _edits(run_sg, root, args.edit_n)
+        results.put("mnist/edits", key, rows)
+    cols = ["digit", "space", "already %", "success %", "held-out %", "entanglement",
+            "distance", "seconds"]  # fmt: skip
+    md.append("Classifier-guided editing (optimize mode), per digit:\n")
+    md.append(table(rows, cols))
+    for space in ("W", "Z"):
+        sel = [r for r in rows if r["space"] == space]
+        md.append(
+            f"- {space}: success {sum(r['success %'] for r in sel) / len(sel):.1f}%, "
+            f"held-out {sum(r['held-out %'] for r in sel) / len(sel):.1f}%, "
+            f"entanglement {sum(r['entanglement'] for r in sel) / len(sel):.3f}\n"
+        )
+    return md
+
+
+def _baseline(data, run_sg, steps, results, over, root, weights, args) -> list[str]:
+    """The DCGAN at equal CPU time and the FID table (cached)."""
+    import gankit
+
+    sg, dc = PRESETS[data]
+    settings = {"presets": [sg, dc], "probe_steps": args.probe_steps}
+    rate = results.get(f"{data}/probe", settings)
+    if rate is None:
+        rate = _probe((sg, dc), args.probe_steps, over, Path(args.out) / "probe")
+        results.put(f"{data}/probe", settings, rate)
+    dc_steps = round(steps * rate[sg] / rate[dc])
+    run_dc = _train(dc, Path(args.out), dc_steps, over)
+    s_sg = json.loads((run_sg / "summary.json").read_text())
+    s_dc = json.loads((run_dc / "summary.json").read_text())
+    md = [
+        f"Equal CPU time: {sg} {rate[sg]:.3f} s/step and {dc} {rate[dc]:.3f} s/step timed back "
+        f"to back ({args.probe_steps} steps each), so {steps} StyleGAN steps = {dc_steps} DCGAN "
+        f"steps. Logged training time (a shared machine): {s_sg['seconds']:.0f} s and "
+        f"{s_dc['seconds']:.0f} s.\n"
+    ]
+    if args.skip_fid:
+        return md
+    key = {"n": args.fid_n, "steps": [s_sg["steps"], s_dc["steps"]]}
+    fid = results.get(f"{data}/fid", key)
+    if fid is None:
+        fid, floors = {}, {}
+        for name, run in ((sg, run_sg), (dc, run_dc)):
+            fid[name] = _fid(run, args.fid_n, root, weights)
+            size = gankit.load_config(run / "config.yaml").data.size
+            if size not in floors:  # the floor at each image size the models make
+                floors[size] = _floor(run, args.fid_n, root, weights)
+                fid[f"floor: train vs test images at {size} px"] = floors[size]
+            print(name, fid, flush=True)
+        results.put(f"{data}/fid", key, fid)
+    md.append(f"FID, standard Inception weights, n = {args.fid_n} against the test split:\n")
+    rows = [{"model": k, "FID": round(v, 2)} for k, v in fid.items()]
+    md.append(table(rows, ["model", "FID"]))
+    return md
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     import torch
@@ -217,79 +298,21 @@ def main(argv: list[str] | None = None) -> int:
     over = _overrides(root, args.threads)
     for data in args.data:  # one results file per data set: two can run at once
         results = Results(out / f"results-{data}.json")
-        md = [f"# StyleGAN2 benchmark: {data}\n"]
         sg, dc = PRESETS[data]
         steps = args.steps or gankit.load_config(sg).train.steps
         run_sg = _train(sg, out, steps, over)
-        settings = {"presets": [sg, dc], "probe_steps": args.probe_steps}
-        rate = results.get(f"{data}/probe", settings)
-        if rate is None:
-            rate = _probe((sg, dc), args.probe_steps, over, out / "probe")
-            results.put(f"{data}/probe", settings, rate)
-        dc_steps = round(steps * rate[sg] / rate[dc])
-        run_dc = _train(dc, out, dc_steps, over)
         s_sg = json.loads((run_sg / "summary.json").read_text())
-        s_dc = json.loads((run_dc / "summary.json").read_text())
-        md.append(f"## {data}\n")
+        md = [f"# StyleGAN2 benchmark: {data}\n"]
         md.append(
-            f"Equal CPU time: {sg} {rate[sg]:.3f} s/step and {dc} {rate[dc]:.3f} s/step timed back "
-            f"to back ({args.probe_steps} steps each), so {steps} StyleGAN steps = {dc_steps} "
-            f"DCGAN steps. Logged training time (a shared machine): {s_sg['seconds']:.0f} s and "
-            f"{s_dc['seconds']:.0f} s; {s_sg.get('img_per_s')} and {s_dc.get('img_per_s')} "
-            "images/s.\n"
+            f"{sg}: {s_sg['steps']} steps in {s_sg['seconds']:.0f} s on a shared machine "
+            f"({s_sg.get('img_per_s')} images/s logged).\n"
         )
         if data == "mnist":
-            key = {"n": args.ppl_n, "step": s_sg["steps"]}
-            ppl = results.get("mnist/ppl", key)
-            if ppl is None:
-                t0 = time.perf_counter()
-                res = gankit.evaluate(run_sg, "ppl", n=args.ppl_n, data_root=root)
-                ppl = {k: res[k] for k in ("ppl_z", "ppl_w")}
-                ppl["seconds"] = round(time.perf_counter() - t0, 1)
-                ppl["features"] = res["protocols"]["ppl"]["features"]
-                results.put("mnist/ppl", key, ppl)
-            md.append(
-                f"Perceptual path length ({args.ppl_n} paths per space, features: "
-                f"{ppl['features']}): **Z {ppl['ppl_z']:.1f}, W {ppl['ppl_w']:.1f}** "
-                f"(W/Z = {ppl['ppl_w'] / ppl['ppl_z']:.2f}; the paper: 665 vs 233).\n"
-            )
-            key = {"n": args.edit_n, "step": s_sg["steps"]}
-            rows = results.get("mnist/edits", key)
-            if rows is None:
-                rows = _edits(run_sg, root, args.edit_n)
-                results.put("mnist/edits", key, rows)
-            cols = ["digit", "space", "already %", "success %", "held-out %", "entanglement",
-                    "distance", "seconds"]  # fmt: skip
-            md.append("Classifier-guided editing (optimize mode), per digit:\n")
-            md.append(table(rows, cols))
-            for space in ("W", "Z"):
-                sel = [r for r in rows if r["space"] == space]
-                md.append(
-                    f"- {space}: success {sum(r['success %'] for r in sel) / len(sel):.1f}%, "
-                    f"held-out {sum(r['held-out %'] for r in sel) / len(sel):.1f}%, "
-                    f"entanglement {sum(r['entanglement'] for r in sel) / len(sel):.3f}\n"
-                )
-        if not args.skip_fid:
-            key = {"n": args.fid_n, "steps": [s_sg["steps"], s_dc["steps"]]}
-            fid = results.get(f"{data}/fid", key)
-            if fid is None:
-                fid, floors = {}, {}
-                for name, run in ((sg, run_sg), (dc, run_dc)):
-                    fid[name] = _fid(run, args.fid_n, root, weights)
-                    size = gankit.load_config(run / "config.yaml").data.size
-                    if size not in floors:  # the floor at each image size the models make
-                        floors[size] = _floor(run, args.fid_n, root, weights)
-                        fid[f"floor: train vs test images at {size} px"] = floors[size]
-                    print(name, fid, flush=True)
-                results.put(f"{data}/fid", key, fid)
-            md.append(
-                f"\nFID, standard Inception weights, n = {args.fid_n} against the test split:\n"
-            )
-            md.append(
-                table([{"model": k, "FID": round(v, 2)} for k, v in fid.items()], ["model", "FID"])
-            )
+            md += _entanglement(run_sg, s_sg["steps"], results, root, args)
         figs = _figures(run_sg, out / "figures" / data)
-        md.append("\nFigures: " + ", ".join(figs) + "\n")
+        md.append("Figures: " + ", ".join(figs) + "\n")
+        if not args.no_baseline:
+            md += _baseline(data, run_sg, steps, results, over, root, weights, args)
         (out / f"stylegan-{data}.md").write_text("\n".join(md))
         print("\n".join(md))
     return 0
