@@ -155,8 +155,17 @@ def _edits(run: Path, root: str | None, n: int) -> list[dict]:
 
 
 def _fid(run: Path, n: int, root: str | None, weights: str | None) -> float:
+    """FID of the run's newest checkpoint, reusing a result ``gankit eval`` stored for it."""
     import gankit
+    from gankit.training import checkpoint
+    from gankit.training.rundir import step_of
 
+    step = step_of(checkpoint.checkpoints(run)[-1])
+    stored = run / "eval" / f"step_{step:07d}.json"
+    if stored.is_file():
+        res = json.loads(stored.read_text())
+        if "fid" in res and res["protocols"]["fid"].get("n_fake") == n:
+            return float(res["fid"])
     res = gankit.evaluate(run, "fid", n=n, data_root=root, inception_weights=weights)
     return float(res["fid"])
 
