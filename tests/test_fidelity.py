@@ -521,10 +521,12 @@ def test_a_failed_download_is_a_user_error(monkeypatch) -> None:
 def test_weights_hash_is_computed_once_per_file_version(tmp_path: Path) -> None:
     f = tmp_path / "w.bin"
     f.write_bytes(b"abc")
+    from gankit import files  # the cache lives with the function, in the ground layer
+
     assert inception.sha256_file(f) == hashlib.sha256(b"abc").hexdigest()
-    n = len(inception._SHA256)
+    n = len(files._SHA256)
     assert inception.sha256_file(f) == hashlib.sha256(b"abc").hexdigest()
-    assert len(inception._SHA256) == n  # served from memory
+    assert len(files._SHA256) == n  # served from memory
     f.write_bytes(b"abcd")  # a new size (and mtime): hashed again
     assert inception.sha256_file(f) == hashlib.sha256(b"abcd").hexdigest()
 

@@ -10,6 +10,7 @@ They create nothing; the write itself makes the missing folders.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -124,3 +125,20 @@ def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
         raise UserError(f"{flag} {p} is a file, not a folder; give a folder name")
     _check_writable(p, flag, p)
     return p
+
+
+_SHA256: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file, computed once per (resolved path, mtime, size) in this process."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_mtime_ns, st.st_size)
+    if key not in _SHA256:
+        h = hashlib.sha256()
+        with p.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _SHA256[key] = h.hexdigest()
+    return _SHA256[key]

@@ -20,7 +20,6 @@ read by the folder loader of ``images.py`` and held in memory as uint8; ``data.s
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import re
 import shutil
@@ -31,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from ..cache import cache_dir
 from ..config import DataConfig
 from ..errors import UserError
-from ..files import _pid_alive
+from ..files import _pid_alive, sha256_file
 from ..registry import DATASETS
 from . import data_root
 from .images import ImageSource, load_folder, resize_uint8
@@ -77,11 +76,7 @@ def tarball(root: Path, split: str) -> Path:
 
 def check_sha256(path: Path, sha256: str) -> None:
     """Refuse ``path`` unless its sha256 is ``sha256``."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != sha256:
+    if sha256_file(path) != sha256:
         raise UserError(
             f"{path} is corrupt or truncated (its sha256 is not {sha256}); replace it with a good "
             f"copy of {path.name}"

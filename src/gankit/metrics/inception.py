@@ -25,7 +25,6 @@ a one-sentence ``UserError`` saying where to put which file.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import threading
@@ -45,6 +44,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_featur
 
 from ..cache import cache_dir
 from ..errors import UserError
+from ..files import sha256_file
 
 WEIGHTS_ENV = "GANKIT_INCEPTION_WEIGHTS"
 WEIGHTS_FILE = "inception-2015-12-05.pt"  # the file gankit looks for in <cache>/weights/
@@ -164,23 +164,6 @@ if POOL3_NAME not in FEATURE_EXTRACTORS_REGISTRY:  # a module reload must not re
 
 # ---------------------------------------------------------------------------------------------
 # weights files: where, which kind, which hash
-
-
-_SHA256: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_file(path: str | Path) -> str:
-    """The sha256 of a file, computed once per (resolved path, mtime, size) in this process."""
-    p = Path(path).resolve()
-    st = p.stat()
-    key = (str(p), st.st_mtime_ns, st.st_size)
-    if key not in _SHA256:
-        h = hashlib.sha256()
-        with p.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _SHA256[key] = h.hexdigest()
-    return _SHA256[key]
 
 
 def weights_kind(path: str | Path) -> str:
