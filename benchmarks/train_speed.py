@@ -1,83 +1,275 @@
-"""Training speed: images/s of DCGAN on MNIST (batch 64) on the current device.
+"""Training speed of the image presets on this device, beside a plain PyTorch loop.
 
-    python benchmarks/train_speed.py [--steps 200] [--device auto] [--net dcgan] [key=value ...]
+    python benchmarks/train_speed.py [--presets mnist-dcgan ...] [--steps 30] [--device auto]
+                                     [--compile] [--world 2] [--out runs/train_speed]
 
-"images/s" counts the real images D sees per second of the training loop (batch x n_critic per
-G step), measured by the trainer itself over logging windows; the first window (warm-up) is
-dropped and the median of the rest is reported.
+For each preset, in one process and one after the other (ratios, not absolute figures, are what
+a shared machine measures well):
+
+- **trainer**: ``gankit.train`` at the preset's batch; images/s as the trainer logs it (real
+  images D sees per second, batch x n_critic per step), the first logging window dropped;
+- **plain**: a hand-written loop over the same nets, optimizers, data stream and the variant's
+  own losses (``variant.loss``): backward, step, EMA and nothing else; the overhead floor;
+- **compiled** (``--compile``, default on a GPU): the trainer with ``train.compile=true``
+  (refused for variants that differentiate twice: WGAN-GP, StyleGAN's R1);
+- FLOPs of one step counted with ``torch.utils.flop_counter`` (lazy phases weighed by their
+  interval), against the device's measured float32 matmul rate;
+- peak memory: CUDA's allocator peak, or the process's peak resident memory on the CPU.
+
+``--world N`` also times ``torchrun --nproc_per_node=N`` (one thread per process on the CPU)
+against one process with one thread and with N threads, at the same global batch.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 import gankit
 from _common import data_root, table
+from gankit import config
+from gankit.devices import resolve
+from gankit.training.ema import EMA
+from gankit.training.trainer import Trainer
+from gankit.variants import Batch
+
+PRESETS = [
+    "mnist-gan",
+    "mnist-dcgan",
+    "mnist-cgan",
+    "mnist-wgan-gp",
+    "mnist-stylegan",
+    "cifar10-dcgan",
+    "cifar10-stylegan",
+]
+
+
+def overrides(out: str, steps: int, device: str, extra: list[str]) -> list[str]:
+    every = max(steps // 5, 1)
+    over = [
+        f"out={out}",
+        f"device={device}",
+        f"train.steps={steps}",
+        f"log.every={every}",
+        "log.quiet=true",
+        f"log.sample_every={steps}",
+        f"log.checkpoint_every={steps}",
+        *extra,
+    ]
+    root = data_root()
+    return over + ([f"data.root={root}"] if root else [])
+
+
+def trainer_speed(preset: str, over: list[str]) -> float:
+    run = gankit.train(preset, over)
+    rows = gankit.report.read_metrics(run.dir / "metrics.jsonl")
+    speeds = [r["img_per_s"] for r in rows[1:]] or [rows[0]["img_per_s"]]
+    return statistics.median(speeds)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def plain_loop(t: Trainer, steps: int) -> tuple[float, float, list[str]]:
+    """(images/s, FLOPs per step, phases whose FLOPs could not be counted) of a hand-written
+    loop over the trainer's nets and data."""
+    v, nets, opts, dev = t.variant, t.nets, t.opts, t.device
+    ema = EMA(nets[v.sampler_player], t.cfg.train.ema) if t.cfg.train.ema > 0 else None
+    z_dim, classes = t.cfg.model.z_dim, t.num_classes
+    sampler = t.source.sampler(t.cfg.train.batch_size, t.cfg.seed)
+
+    def batch(step: int) -> Batch:
+        x, y = sampler.next()
+        z = torch.randn(x.shape[0] if not isinstance(x, tuple) else x[0].shape[0], z_dim)
+        x = x.to(dev) if not isinstance(x, tuple) else tuple(a.to(dev) for a in x)
+        return Batch(real=x, labels=y.to(dev) if classes else None, z=z.to(dev), step=step)
+
+    def run_phase(phase, step: int) -> None:
+        for name, net in nets.items():
+            net.requires_grad_(name in phase.updates)
+        last = None
+        for i in range(phase.repeat):
+            b = last if (i == 0 and not phase.new_batch and last is not None) else batch(step)
+            out = v.loss(phase.name, nets, b)
+            for name in phase.updates:
+                opts[name].zero_grad(set_to_none=True)
+            out.total.backward()
+            for name in phase.updates:
+                opts[name].step()
+            v.after_step(phase.name, nets)
+
+    def step(s: int) -> None:
+        for phase in v.phases():
+            if s % phase.every == 0:
+                run_phase(phase, s)
+        if ema is not None:
+            ema.update(nets[v.sampler_player])
+
+    flops, uncounted = 0.0, []
+    for phase in v.phases():  # one of each phase, weighed by how often it runs
+        try:
+            with FlopCounterMode(display=False) as fc:
+                run_phase(phase, 0)
+            flops += fc.get_total_flops() / phase.every
+        except RuntimeError:  # the counter's hooks cannot follow autograd.grad (R1, path length)
+            uncounted.append(phase.name)
+    for s in range(3):  # warm-up
+        step(s)
+    sync(dev)
+    t0 = time.perf_counter()
+    for s in range(3, 3 + steps):
+        step(s)
+    sync(dev)
+    wall = time.perf_counter() - t0
+    images = t.cfg.train.batch_size * max(p.repeat for p in v.phases()) * steps
+    return images / wall, flops, uncounted
+
+
+def matmul_rate(device: torch.device) -> float:
+    """Measured float32 FLOP/s of a 2048^3 matmul: this device's achievable peak."""
+    n = 2048
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    for _ in range(2):
+        a @ b
+    sync(device)
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < 2.0:
+        a @ b
+        reps += 1
+    sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def world_rows(preset: str, steps: int, world: int, out: str) -> list[dict]:
+    """torchrun with N processes x 1 thread against 1 process x 1 and x N threads."""
+    base = config.load(preset)
+    batch = base.train.batch_size
+    rows = []
+    runs = [
+        ("1 process x 1 thread", 1, 1, batch),
+        (f"1 process x {world} threads", 1, world, batch),
+        (f"{world} processes x 1 thread", world, 1, batch // world),
+    ]
+    for label, procs, threads, per in runs:
+        name = f"{preset}-w{procs}t{threads}"
+        over = overrides(out, steps, "cpu", [f"threads={threads}", f"train.batch_size={per}"])
+        over.append(f"name={name}")
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        cmd = [*launcher, f"--nproc_per_node={procs}"] if procs > 1 else [sys.executable]
+        subprocess.run(
+            [*cmd, "-m", "gankit", "train", "-c", preset, *over], check=True, capture_output=True
+        )
+        rows_ = gankit.report.read_metrics(Path(out) / name / "metrics.jsonl")
+        speed = statistics.median(r["img_per_s"] for r in rows_[1:])
+        rows.append(
+            {"preset": preset, "setting": label, "global batch": per * procs, "images/s": speed}
+        )
+    one = rows[0]["images/s"]
+    for r in rows:
+        r["vs 1 thread"] = f"{r['images/s'] / one:.2f}x"
+        r["images/s"] = f"{r['images/s']:.0f}"
+    return rows
+
+
+def preset_row(preset: str, steps: int, device: torch.device, compiled: bool, rate: float) -> dict:
+    """One preset's figures (run in a process of its own, so that peak memory is its own)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        over = overrides(tmp, steps, str(device), [f"name={preset}"])
+        t = Trainer(config.load(preset, [*over, f"out={tmp}/plain"]))
+        plain, flops, uncounted = plain_loop(t, steps)
+        t.lock.release()
+        del t
+        trainer = trainer_speed(preset, over)
+        cfg = config.load(preset)
+        batch = cfg.train.batch_size
+        step_s = batch * max(1, cfg.train.n_critic) / trainer
+        row = {
+            "preset": preset,
+            "batch": batch,
+            "trainer img/s": f"{trainer:.0f}",
+            "plain img/s": f"{plain:.0f}",
+            "trainer / plain": f"{trainer / plain:.3f}",
+            "step ms": f"{1000 * step_s:.1f}",
+            "GFLOP/step": f"{flops / 1e9:.2f}"
+            + (f" (no {'/'.join(uncounted)})" if uncounted else ""),
+            "of matmul peak": f"{flops / step_s / rate:.1%}",
+            "peak MB": f"{peak_memory_mb(device):.0f}",
+        }
+        if compiled:
+            try:
+                c = trainer_speed(preset, [*over, "train.compile=true", f"name={preset}-c"])
+                row["compiled img/s"] = f"{c:.0f}"
+                row["compiled / plain"] = f"{c / plain:.3f}"
+            except gankit.UserError as e:
+                row["compiled img/s"] = "refused" if "differentiates twice" in str(e) else "?"
+    return row
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--presets", nargs="+", default=PRESETS)
+    ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--preset", default="mnist-dcgan")
-    ap.add_argument("overrides", nargs="*")
+    ap.add_argument("--compile", action="store_true", help="also the compiled trainer")
+    ap.add_argument("--world", type=int, default=0, help="also torchrun with N CPU processes")
+    ap.add_argument("--out", default="runs/train_speed")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: one preset, JSON on stdout
+    ap.add_argument("--rate", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    every = max(args.steps // 5, 1)
-    with tempfile.TemporaryDirectory() as out:
-        over = [
-            f"out={out}",
-            f"device={args.device}",
-            f"train.steps={args.steps}",
-            "train.batch_size=64",
-            f"log.every={every}",
-            "log.quiet=true",
-            f"log.sample_every={args.steps}",
-            f"log.checkpoint_every={args.steps}",
-        ]
-        root = data_root()
-        if root:
-            over.append(f"data.root={root}")
-        t0 = time.perf_counter()
-        run = gankit.train(args.preset, over + args.overrides)
-        wall = time.perf_counter() - t0
-        rows = gankit.report.read_metrics(run.dir / "metrics.jsonl")
-    speeds = [r["img_per_s"] for r in rows[1:]] or [rows[0]["img_per_s"]]
-    dev = str(run.summary["device"])
-    name = (
-        torch.cuda.get_device_name()
-        if dev.startswith("cuda")
-        else f"cpu x{torch.get_num_threads()}"
-    )
+    device = resolve(args.device)
+    compiled = args.compile or device.type == "cuda"
+    if args.one:
+        row = preset_row(args.one, args.steps, device, compiled, args.rate)
+        print("ROW " + json.dumps(row), flush=True)
+        return 0
+    rate = matmul_rate(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(
-        table(
-            [
-                {
-                    "preset": args.preset,
-                    "device": f"{dev} ({name})",
-                    "batch": 64,
-                    "steps": args.steps,
-                    "images/s (median)": f"{statistics.median(speeds):.0f}",
-                    "min..max": f"{min(speeds):.0f}..{max(speeds):.0f}",
-                    "wall s (incl. start-up)": f"{wall:.1f}",
-                }
-            ],
-            [
-                "preset",
-                "device",
-                "batch",
-                "steps",
-                "images/s (median)",
-                "min..max",
-                "wall s (incl. start-up)",
-            ],
-        )
+        f"device {device} ({name}, {torch.get_num_threads()} threads): float32 matmul "
+        f"{rate / 1e9:.0f} GFLOP/s measured",
+        flush=True,
     )
+    rows = []
+    for preset in args.presets:
+        cmd = [sys.executable, __file__, "--one", preset, "--steps", str(args.steps)]
+        cmd += ["--device", args.device, "--rate", str(rate)] + (["--compile"] if compiled else [])
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        line = [ln for ln in res.stdout.splitlines() if ln.startswith("ROW ")]
+        if res.returncode or not line:
+            print(f"{preset}: failed\n{res.stderr[-2000:]}", flush=True)
+            continue
+        rows.append(json.loads(line[-1][4:]))
+        print(json.dumps(rows[-1]), flush=True)
+    if rows:
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        print(table(rows, cols))
+    wrows = []
+    if args.world > 1:
+        with tempfile.TemporaryDirectory() as tmp:
+            for preset in args.presets:
+                wrows.extend(world_rows(preset, args.steps, args.world, tmp))
+        print(table(wrows, list(wrows[0])))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    result = {"device": f"{device} ({name})", "matmul_flops": rate, "presets": rows, "world": wrows}
+    (Path(args.out) / f"train-speed-{device.type}.json").write_text(json.dumps(result, indent=2))
     return 0
 
 

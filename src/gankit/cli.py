@@ -208,6 +208,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .training.trainer import train
 
         run = train(cfg)
+    if not _main_rank():
+        return 0  # under torchrun rank 0 reports for all
     s = run.summary
     line = f"{s['steps']} steps in {s['seconds']:.1f} s"
     if s.get("img_per_s"):
@@ -404,15 +406,26 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = shown
 
 
+def _main_rank() -> bool:
+    """False on torchrun's ranks but 0: they train, rank 0 speaks."""
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
+def _say(msg: str) -> None:
+    """An error line on stderr; under torchrun only rank 0 says it (every rank hits it)."""
+    if _main_rank():
+        print(msg, file=sys.stderr)
+
+
 def _main(argv: list[str] | None) -> int:
     try:
         args = _parse(argv)
         return COMMANDS[args.command](args)
     except UserError as e:
-        print(f"gankit: error: {e}", file=sys.stderr)
+        _say(f"gankit: error: {e}")
         return 2
     except GankitError as e:
-        print(f"gankit: error: {e}", file=sys.stderr)
+        _say(f"gankit: error: {e}")
         return 1
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)

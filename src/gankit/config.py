@@ -79,7 +79,10 @@ class TrainConfig:
     lr_decay_start: float = 0.0  # fraction of train.steps at constant lr before a linear decay
     label_smoothing: float = 0.0  # one-sided: the real target is 1 - label_smoothing
     ema: float = 0.0  # decay of the moving average of G's weights; 0 = off
-    amp: bool = False  # bfloat16 autocast on CUDA
+    amp: bool = False  # bfloat16 autocast (CUDA, or a CPU with bf16 instructions)
+    sync_bn: bool = False  # synchronised batch norm across torchrun processes (CUDA only)
+    compile: bool = False  # torch.compile each player (not with a gradient penalty or R1)
+    channels_last: bool = False  # image nets and batches in channels-last memory layout
 
 
 @dataclass

@@ -184,6 +184,7 @@ class StyleGenerator(nn.Module):
     ``mapping``, ``truncate`` and ``synthesis`` are the steps, for control in W."""
 
     has_mapping = True
+    compile_methods = ("mapping", "synthesis")  # what training calls, for train.compile
 
     def __init__(self, cfg: ModelConfig, shape: tuple[int, ...], num_classes: int = 0):
         super().__init__()

@@ -31,8 +31,8 @@ from ..errors import GankitError, UserError
 from ..files import check_output_dir, remove_stale_temporaries
 from ..memory import check as check_memory
 from ..registry import VARIANTS
-from ..variants import Batch, Phase, Variant
-from . import checkpoint
+from ..variants import Batch, LossOut, Phase, Variant
+from . import checkpoint, distributed, speed
 from .diagnostics import Diagnostics
 from .ema import EMA
 from .logger import Logger
@@ -81,13 +81,15 @@ class Trainer:
     ):
         self.cfg = cfg
         self.notes: list[str] = []  # said through the logger when fit starts
-        check_output_dir(run_dir if run_dir is not None else cfg.run_dir, "out/name")
-        self.device = resolve_device(cfg.device)
+        self.dist, self.device = distributed.setup(resolve_device(cfg.device))
+        if self.dist.main:
+            check_output_dir(run_dir if run_dir is not None else cfg.run_dir, "out/name")
+        world, batch_size = self.dist.world, cfg.train.batch_size
         if cfg.log.tensorboard:
             _check_tensorboard()
         torch.manual_seed(cfg.seed)
         self.source = data.build_source(cfg.data)
-        data.check_fits(self.source, cfg.train.batch_size, cfg.log.n_samples)
+        data.check_fits(self.source, batch_size * world, cfg.log.n_samples)
         numel = math.prod(self.source.shape) + cfg.model.z_dim
         check_memory(
             4 * numel * (3 * cfg.train.batch_size + max(cfg.log.n_samples, N_POINTS)),
@@ -106,10 +108,12 @@ class Trainer:
             cfg, variant=dataclasses.asdict(self.variant.opts), model=model
         )
         self.phases: list[Phase] = self.variant.phases()
-        self.nets = {
-            k: v.to(self.device)
-            for k, v in self.variant.build_nets(self.source.shape, self.num_classes).items()
-        }
+        self.nets = self.variant.build_nets(self.source.shape, self.num_classes)
+        if cfg.train.sync_bn:
+            distributed.convert_sync_bn(self.nets, self.dist, self.device)
+        self.nets = {k: v.to(self.device) for k, v in self.nets.items()}
+        if cfg.train.channels_last:
+            speed.to_channels_last(self.nets)
         self.opts = {
             k: self.variant.make_optimizer(k, self.nets[k].parameters()) for k in self.nets
         }
@@ -118,7 +122,10 @@ class Trainer:
         }
         gname = self.variant.sampler_player
         self.ema = EMA(self.nets[gname], cfg.train.ema) if cfg.train.ema > 0 else None
-        self.sampler = self.source.sampler(cfg.train.batch_size, cfg.seed)
+        # every rank draws the global batch order and latents; distributed.Shard keeps its slice
+        self.sampler = self.source.sampler(batch_size * world, cfg.seed)
+        if self.dist.enabled:
+            self.sampler = distributed.Shard(self.sampler, self.dist, batch_size)
         self.noise = torch.Generator().manual_seed(cfg.seed + 1)  # CPU: same z on any device
         self.step = 0
         self.elapsed = 0.0
@@ -132,24 +139,53 @@ class Trainer:
         self._last_batch: Batch | None = None
         self.last_eval: dict[str, Any] | None = None
         self._check_eval()
-        self.dir, self.lock = claim_dir(cfg.run_dir) if run_dir is None else lock_dir(run_dir)
-        try:
-            removed = remove_stale_temporaries([self.dir, self.dir / "checkpoints"])
-            if removed:
-                self.notes.append(f"removed {len(removed)} temporary file(s) of a killed write")
-            if resume:
-                self._resume(from_checkpoint)
-        except BaseException:
-            self.lock.release()
-            raise
+        if self.dist.rank > 0:  # dropout, noise inputs, mixing: each rank its own draws
+            torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
+        ck = self._claim(run_dir, resume, from_checkpoint)  # rank 0 alone touches the folder
+        if ck is not None:
+            self._load_state(ck)
+        if cfg.train.compile:  # after the EMA copy, which samples eagerly
+            speed.compile_players(self.nets)
+        self.players = distributed.wrap(self.nets, self.dist, self.device)
+        self.guard = speed.Guard(self.device)
 
-    def _resume(self, path: Path | None) -> None:
+    def _claim(self, run_dir: Path | None, resume: bool, ckpt: Path | None) -> dict | None:
+        """Rank 0 claims (or locks) the run folder and reads the checkpoint to resume; every
+        rank gets the folder, the checkpoint and rank 0's notes, or rank 0's error."""
+        reply: tuple = ("ok", None, None, [])
+        if self.dist.main:
+            try:
+                self.dir, self.lock = (
+                    claim_dir(self.cfg.run_dir) if run_dir is None else lock_dir(run_dir)
+                )
+            except UserError as e:
+                distributed.broadcast(("error", str(e)), self.dist)
+                raise
+            try:
+                removed = remove_stale_temporaries([self.dir, self.dir / "checkpoints"])
+                if removed:
+                    self.notes.append(f"removed {len(removed)} temporary file(s) of a killed write")
+                ck = self._resume(ckpt) if resume else None
+            except BaseException as e:
+                self.lock.release()
+                distributed.broadcast(("error", str(e)), self.dist)
+                raise
+            reply = ("ok", str(self.dir), ck, self.notes)
+        reply = distributed.broadcast(reply, self.dist)
+        if reply[0] == "error":
+            raise UserError(reply[1])  # rank 0 says it; the CLI prints only rank 0's errors
+        if not self.dist.main:
+            self.dir, self.lock = Path(reply[1]), _NoLock()
+        return reply[2]
+
+    def _resume(self, path: Path | None) -> dict[str, Any] | None:
+        """The checkpoint to continue from (None: none written yet, start at step 0)."""
         if path is None and not checkpoint.checkpoints(self.dir):
             self.notes.append(
                 f"{self.dir} has no checkpoint (stopped before its first one): starting it "
                 "again from step 0"
             )
-            return
+            return None
         chosen = path is not None  # a checkpoint file named by the user, maybe not the newest
         if chosen:
             ck = checkpoint.load(path)
@@ -172,7 +208,7 @@ class Trainer:
                     f"resuming from step {ck['step']}: the {len(newer)} newer checkpoint(s) moved "
                     f"to {aside}"
                 )
-        self._load_state(ck)
+        return ck
 
     # ------------------------------------------------------------------ set-up helpers
     def _lr_factor(self, step: int) -> float:
@@ -199,40 +235,73 @@ class Trainer:
     def _batch(self, step: int) -> Batch:
         x, y = self.sampler.next()  # a batch, or a tuple of one batch per domain
         b = (x[0] if isinstance(x, tuple) else x).shape[0]
-        z = torch.randn(b, self.cfg.model.z_dim, generator=self.noise)  # [B, z_dim]
+        z = torch.randn(b * self.dist.world, self.cfg.model.z_dim, generator=self.noise)
+        z = distributed.shard_latents(z, self.dist, b)  # [B, z_dim]: this rank's rows
         x, z = _to_device(x, self.device), z.to(self.device, non_blocking=True)
+        if self.cfg.train.channels_last:
+            x = speed.channels_last(x)
         y = _to_device(y, self.device) if self.num_classes else None
         return Batch(real=x, labels=y, z=z, step=step)
 
     def _run_phase(self, phase: Phase, window: Window, log_now: bool) -> None:
         for name, net in self.nets.items():  # frozen players build no graph for their weights
             net.requires_grad_(name in phase.updates)
-        amp = self.cfg.train.amp and self.device.type == "cuda"
+        # the players this phase updates through DDP (when distributed), the others unwrapped
+        view = {n: self.players[n] if n in phase.updates else net for n, net in self.nets.items()}
+        amp = self.cfg.train.amp and self.device.type in ("cuda", "cpu")
         for i in range(phase.repeat):
             reuse = i == 0 and not phase.new_batch and self._last_batch is not None
             batch = self._last_batch if reuse else self._batch(self.step)
             self._last_batch = batch
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-                out = self.variant.loss(phase.name, self.nets, batch)
-            for name in phase.updates:
-                self.opts[name].zero_grad(set_to_none=True)
-            out.total.backward()
+            try:
+                out = self._loss_backward(phase, view, batch, amp)
+            except RuntimeError as e:
+                err = speed.double_backward_error(e, phase.name) if self.cfg.train.compile else None
+                if err is None:
+                    raise
+                raise err from None
             if log_now:
                 for name in phase.updates:
                     out.logs[f"grad_norm_{name}"] = grad_norm(self.nets[name].parameters())
-            self._guard(out.total, phase)
+            bad = self.guard.watch(phase.name, out.total, self.step)  # None when deferred
+            if not self.guard.defer and distributed.any_true(bad is not None, self.dist):
+                self._diverged(bad)
             for name in phase.updates:
                 self.opts[name].step()
             self.variant.after_step(phase.name, self.nets)
             window.add(out.logs)
 
-    def _guard(self, loss: Tensor, phase: Phase) -> None:
-        # On a GPU the check costs a sync per phase; it is still cheap next to a lost run.
-        if not torch.isfinite(loss.detach()):
-            raise TrainingDiverged(
-                f"the {phase.name} loss became {loss.item()} at step {self.step}; "
-                f"{self._survivor()}: lower the learning rates or try train.variant=wgan-gp"
-            )
+    def _loss_backward(self, phase: Phase, view: dict, batch: Batch, amp: bool) -> LossOut:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+            out = self.variant.loss(phase.name, view, batch)
+        total = out.total
+        if self.dist.enabled:  # every parameter gets a gradient: DDP's all-reduce completes
+            total = total + distributed.touch(self.nets[n] for n in phase.updates)
+        for name in phase.updates:
+            self.opts[name].zero_grad(set_to_none=True)
+        total.backward()
+        return out
+
+    def _check_guard(self) -> None:
+        """Read the deferred NaN flags (a GPU's, at logging and checkpoint steps); every rank
+        stops when one saw a bad loss."""
+        if not self.guard.defer:
+            return
+        bad = self.guard.check()
+        if distributed.any_true(bad is not None, self.dist):
+            self._diverged(bad)
+
+    def _diverged(self, bad: tuple[str, float, int] | None) -> None:
+        """Stop: a loss of this rank (``bad``: phase, value, step) or of another became NaN."""
+        if bad is None:
+            msg = f"a loss on another process became non-finite by step {self.step}"
+        else:
+            phase, value, step = bad
+            seen = "" if step == self.step else f" (seen at step {self.step})"
+            msg = f"the {phase} loss became {value} at step {step}{seen}"
+        raise TrainingDiverged(
+            f"{msg}; {self._survivor()}: lower the learning rates or try train.variant=wgan-gp"
+        )
 
     def _survivor(self) -> str:
         """Which checkpoint a stopped run leaves, in words."""
@@ -248,15 +317,33 @@ class Trainer:
         try:
             return self._fit()
         except KeyboardInterrupt:
-            print(f"gankit: interrupted at step {self.step}; {self._survivor()}", file=sys.stderr)
+            if self.dist.main:
+                print(
+                    f"gankit: interrupted at step {self.step}; {self._survivor()}", file=sys.stderr
+                )
             raise
+        except RuntimeError as e:
+            if not (self.dist.enabled and distributed.is_comm_error(e)):
+                raise
+            raise GankitError(
+                f"another process of this run stopped at step {self.step} "
+                f"({' '.join(str(e).split())[:80]}); {self._survivor()}; resume it with "
+                f"torchrun --nproc_per_node={self.dist.world} -m gankit train --resume {self.dir}"
+            ) from None
         finally:
             self.lock.release()
 
     def _fit(self) -> Run:
-        cfg = self.cfg
-        self._prepare_dir()
-        logger = Logger(self.dir, cfg, self.step, self.cfg.train.steps)
+        cfg, d = self.cfg, self.dist
+        if d.main:
+            self._prepare_dir()
+        logger = Logger(self.dir, cfg, self.step, cfg.train.steps) if d.main else _NoLogger()
+        if d.enabled:
+            self.notes.insert(
+                0,
+                f"{d.world} processes ({d.backend}): train.batch_size={cfg.train.batch_size} per "
+                f"process, global batch {cfg.train.batch_size * d.world}",
+            )
         for note in self.notes:
             logger.note(note)
         window = Window()
@@ -264,9 +351,9 @@ class Trainer:
         t_log, img_log = time.perf_counter(), 0
         interrupted = False
         self._all_threads = torch.get_num_threads()
-        with _sigint_flag(self._stop), _cpu_threads(self._threads()), logger:
+        with _sigint_flag(self._stop, d.enabled), _cpu_threads(self._threads()), logger:
             while self.step < cfg.train.steps:
-                if self._stop.is_set():
+                if distributed.any_true(self._stop.is_set(), d):  # every rank stops together
                     interrupted = True
                     break
                 log_now = (self.step + 1) % cfg.log.every == 0 or self.step + 1 == cfg.train.steps
@@ -274,43 +361,49 @@ class Trainer:
                     if self.step % phase.every == 0:
                         self._run_phase(phase, window, log_now)
                 self._last_batch = None  # the next step's first phase draws a fresh batch
+                distributed.sync_buffers(self.nets.values(), d)
                 for s in self.sched.values():
                     s.step()
                 if self.ema is not None:
                     self.ema.update(self.nets[self.variant.sampler_player])
                 self.step += 1
-                img_log += cfg.train.batch_size * max(p.repeat for p in self.phases)
+                last = self.step == cfg.train.steps
+                img_log += cfg.train.batch_size * d.world * max(p.repeat for p in self.phases)
+                if log_now or self.step % cfg.log.checkpoint_every == 0 or last:
+                    self._check_guard()  # before a row is logged or a checkpoint written
                 if log_now:
                     now = time.perf_counter()
-                    row = {"step": self.step, **window.means()}
+                    row = {"step": self.step, **distributed.mean_values(window.means(), d)}
                     row["img_per_s"] = img_log / max(now - t_log, 1e-9)
                     row["lr_G"] = self.sched[self.variant.players[0]].get_last_lr()[0]
                     row["seconds"] = now - t0
                     t_log, img_log = now, 0
-                    for msg in self.diagnostics.observe(row):
-                        logger.warn(msg)
+                    if d.main:
+                        for msg in self.diagnostics.observe(row):
+                            logger.warn(msg)
                     logger.row(row)
-                if self.step % cfg.log.sample_every == 0 or self.step == cfg.train.steps:
+                # rank 0 alone draws, evaluates and writes
+                if d.main and (self.step % cfg.log.sample_every == 0 or last):
                     fake = self._generate()
                     self._save_samples(fake)
                     for msg in self.diagnostics.check_samples(self.step, fake):
                         logger.warn(msg)
-                if cfg.eval.every and (
-                    self.step % cfg.eval.every == 0 or self.step == cfg.train.steps
-                ):
+                if d.main and cfg.eval.every and (self.step % cfg.eval.every == 0 or last):
                     self._evaluate(logger)
-                if self.step % cfg.log.checkpoint_every == 0 or self.step == cfg.train.steps:
+                if self.step % cfg.log.checkpoint_every == 0 or last:
                     self.elapsed = time.perf_counter() - t0
                     self._save()
             if interrupted:
                 self.elapsed = time.perf_counter() - t0
+                self._check_guard()
                 self._save()
+                how = f"torchrun --nproc_per_node={d.world} -m " if d.enabled else ""
                 logger.note(
                     f"interrupted: checkpoint at step {self.step} saved; resume with "
-                    f"gankit train --resume {self.dir}"
+                    f"{how}gankit train --resume {self.dir}"
                 )
             self.elapsed = time.perf_counter() - t0
-            summary = self._finish(interrupted)
+            summary = distributed.broadcast(self._finish(interrupted) if d.main else None, d)
             logger.done(summary)
         return Run(self.dir, cfg, summary, self.sampling_net, interrupted)
 
@@ -400,6 +493,8 @@ class Trainer:
             "interrupted": interrupted,
             "seconds": round(self.elapsed, 2),
             "device": str(self.device),
+            "processes": self.dist.world,
+            "global_batch": cfg.train.batch_size * self.dist.world,
         }
         if rows:
             last = rows[-1]
@@ -449,8 +544,7 @@ class Trainer:
             "sched": {k: v.state_dict() for k, v in self.sched.items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                **self._own_random(),
                 "noise": self.noise.get_state(),
                 "data": self.sampler.state_dict(),
             },
@@ -458,8 +552,23 @@ class Trainer:
             "variant": self.variant.state_dict(),
         }
 
+    def _own_random(self) -> dict[str, Any]:
+        """This process's random state: the global generators (the shared streams, noise and
+        data, are the same on every rank)."""
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
     def _save(self) -> None:
-        checkpoint.save_atomic(self.state(), checkpoint.step_path(self.dir, self.step))
+        own = {"rng": self._own_random(), "variant": self.variant.state_dict()}
+        ranks = distributed.gather(own, self.dist)  # every rank's part, on rank 0
+        if not self.dist.main:
+            return
+        state = self.state()
+        if self.dist.enabled:
+            state["ranks"] = ranks
+        checkpoint.save_atomic(state, checkpoint.step_path(self.dir, self.step))
         checkpoint.prune(self.dir, KEEP_CHECKPOINTS)
 
     def _load_state(self, ck: dict[str, Any]) -> None:
@@ -481,14 +590,54 @@ class Trainer:
             s.load_state_dict(ck["sched"][k])
         if self.ema is not None and ck["ema"] is not None:
             self.ema.load_state_dict(ck["ema"])
-        torch.set_rng_state(ck["rng"]["torch"])
-        if ck["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ck["rng"]["cuda"])
+        own = self._rank_part(ck)
+        if own is not None:
+            torch.set_rng_state(own["rng"]["torch"])
+            if own["rng"]["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(own["rng"]["cuda"])
+            self.variant.load_state_dict(own["variant"])
+        else:  # a rank the checkpoint's run did not have: fresh draws, rank 0's variant state
+            torch.manual_seed(self.cfg.seed + 1_000_003 * self.dist.rank + int(ck["step"]))
+            self.variant.load_state_dict(ck.get("variant", {}))
         self.noise.set_state(ck["rng"]["noise"])
         self.sampler.load_state_dict(ck["rng"]["data"])
         self.diagnostics.load_state_dict(ck.get("diagnostics", {}))
-        self.variant.load_state_dict(ck.get("variant", {}))
         self.step, self.elapsed = int(ck["step"]), float(ck["elapsed"])
+
+    def _rank_part(self, ck: dict[str, Any]) -> dict[str, Any] | None:
+        """This rank's random state and variant state in ``ck`` (None: it has none), and a note
+        when the checkpoint was written by another number of processes."""
+        ranks = ck.get("ranks") or [{"rng": ck["rng"], "variant": ck.get("variant", {})}]
+        world, batch = self.dist.world, self.cfg.train.batch_size
+        if len(ranks) != world:
+            self.notes.append(
+                f"the checkpoint was written by {len(ranks)} process(es) (global batch "
+                f"{batch * len(ranks)}) and this run has {world} (global batch {batch * world}): "
+                "the data order and latents continue where they stopped, in batches of the new "
+                "size with the same learning rates, so the run is no longer an exact "
+                f"continuation; resume with {len(ranks)} process(es) for that"
+            )
+        return ranks[self.dist.rank] if self.dist.rank < len(ranks) else None
+
+
+class _NoLock:
+    """The run folder's lock on ranks other than 0 (which never write the folder)."""
+
+    def release(self) -> None:
+        pass
+
+
+class _NoLogger:
+    """The logger of ranks other than 0: says nothing, writes nothing."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
 
 
 def _to_device(obj: Any, device: torch.device) -> Any:
@@ -522,23 +671,28 @@ def _cpu_threads(n: int | None):
 
 
 @contextlib.contextmanager
-def _sigint_flag(flag: threading.Event):
+def _sigint_flag(flag: threading.Event, torchrun: bool = False):
     """First Ctrl-C asks the loop to checkpoint and stop at the end of the step; a second one
-    interrupts at once (the last checkpoint on disk stays intact: writes are atomic)."""
+    interrupts at once (the last checkpoint on disk stays intact: writes are atomic).
+
+    Under torchrun (``torchrun``) SIGINT and SIGTERM only ask: torchrun passes a Ctrl-C on to
+    its workers, so each sees it twice, and it kills them itself if they take too long."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        if flag.is_set():
+        if flag.is_set() and not torchrun:
             raise KeyboardInterrupt
         flag.set()
 
-    old = signal.signal(signal.SIGINT, handler)
+    signals = (signal.SIGINT, signal.SIGTERM) if torchrun else (signal.SIGINT,)
+    old = {s: signal.signal(s, handler) for s in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def train(cfg: Config | str | dict | None = None, overrides: list[str] | str | None = None) -> Run:

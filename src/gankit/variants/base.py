@@ -24,6 +24,14 @@ from ..errors import UserError
 from ..nets import build_discriminator, build_generator
 
 
+def adam(params, **kwargs) -> torch.optim.Adam:
+    """Adam, fused into one kernel per step when every parameter is on CUDA (torch's default,
+    the per-tensor loop, elsewhere)."""
+    params = list(params)
+    fused = bool(params) and all(p.is_cuda for p in params)
+    return torch.optim.Adam(params, fused=True if fused else None, **kwargs)
+
+
 @dataclass(frozen=True)
 class Phase:
     name: str  # used as the log prefix and passed back to loss()
@@ -139,9 +147,7 @@ class Variant:
     def make_optimizer(self, player: str, params) -> torch.optim.Optimizer:
         if self.tcfg.optimizer == "rmsprop":
             return torch.optim.RMSprop(params, lr=self.lr(player))
-        return torch.optim.Adam(
-            params, lr=self.lr(player), betas=(self.tcfg.beta1, self.tcfg.beta2)
-        )
+        return adam(params, lr=self.lr(player), betas=(self.tcfg.beta1, self.tcfg.beta2))
 
     def loss(self, phase: str, nets: dict[str, nn.Module], batch: Batch) -> LossOut:
         raise NotImplementedError

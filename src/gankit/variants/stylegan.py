@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from .. import losses
 from ..errors import UserError
 from ..registry import VARIANTS
-from .base import Batch, LossOut, Phase, Variant
+from .base import Batch, LossOut, Phase, Variant, adam
 
 
 @dataclass
@@ -104,7 +104,7 @@ class StyleGAN(Variant):
             every = o.r1_every if o.r1_gamma > 0 else 0
         betas = (self.tcfg.beta1, self.tcfg.beta2)
         lr, betas = lazy_adam_settings(self.lr(player), betas, every)
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=1e-8)
+        return adam(params, lr=lr, betas=betas, eps=1e-8)
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict:
