@@ -150,3 +150,17 @@ def test_bf16_autocast_on_the_cpu_trains(tmp_path, data_root):
     run = gankit.train("mnist-dcgan", over)
     assert run.summary["steps"] == 3
     assert all(torch.isfinite(torch.tensor(run.summary[k])) for k in ("loss_D", "loss_G"))
+
+
+def test_an_in_memory_sampler_gathers_on_its_device(data_root):
+    src = gankit.data.build_source(config.load("mnist-dcgan", [f"data.root={data_root}"]).data)
+    host, dev = src.sampler(16, 3), src.sampler(16, 3)
+    assert dev.device_bytes() == src.images.numel() + 8 * src.labels.numel()
+    dev.to_device(torch.device("cpu"))  # a copy "on the device": the same batches
+    for _ in range(3):
+        (x1, _), (x2, _) = host.next(), dev.next()
+        assert torch.equal(x1, x2)
+    meta = src.sampler(16, 3)
+    meta.to_device(torch.device("meta"))  # gathered where the copy lives, not on the host
+    x, _ = meta.next()
+    assert x.device.type == "meta" and x.shape == (16, 1, 28, 28) and x.dtype == torch.float32

@@ -36,10 +36,19 @@ class DataConfig:
     name: str = "ring"  # ring | grid | gauss1d | mnist | fashion-mnist | folder | ...
     root: str | None = None  # data root; None = $GANKIT_DATA, else ~/.cache/gankit/data
     path: str | None = None  # image folder for name=folder
-    size: int = 28  # image side in pixels (folder: resize + center crop; mnist: resize)
+    size: int = 28  # image side in pixels (folder: cut to a square by crop; mnist: resize)
     channels: int = 1  # 1 = grayscale, 3 = RGB (folder)
     download: bool = True  # fetch missing files when online (mnist, fashion-mnist)
     classes: bool = False  # hand labels to the networks (conditional models)
+    # name=folder only (data/folder.py): where the decoded images live, who decodes them, and
+    # what becomes of non-square and unreadable images
+    cache: Literal["auto", "memory", "disk", "none"] = "auto"  # auto: memory within memory_gb,
+    # else a uint8 cache on disk (gankit's cache folder) if it fits, else none (decode each batch)
+    memory_gb: float = 4.0  # cache=auto's memory budget: GiB of decoded uint8 images
+    workers: int | None = None  # DataLoader decoding processes; 0 = the main process, None = auto
+    crop: Literal["center", "pad", "resize"] = "center"  # center: short side, middle square;
+    # pad: pad to a square with black, then resize; resize: squash to a square
+    skip_bad: bool = False  # leave unreadable files out (listed in source.skipped), not fail
     # name=pair: the two unpaired domains, each a data set of its own (data.a.name=usps
     # data.b.name=mnist), sharing this section's size, channels, root and download; or leave them
     # empty and set data.path to a CycleGAN folder (trainA/, trainB/, testA/, testB/)
@@ -569,6 +578,7 @@ def validate(cfg: Config) -> None:
             "the learning rate constant for the first half, then decays it linearly to 0"
         )
     _validate_domains(cfg.data)
+    _validate_folder_keys(cfg.data, "data.")
     if cfg.data.channels not in (1, 3):
         raise UserError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
     if not cfg.name or "/" in cfg.name or cfg.name in (".", ".."):
@@ -627,7 +637,36 @@ def _validate_domains(data: DataConfig) -> None:
                     f"data.{label}.{key} has no meaning for a domain; drop it (a domain is one "
                     "data set, unlabelled for translation; data.path is for name=folder)"
                 )
-        domain_config(data, label)  # unknown keys and wrong types answer before anything loads
+        # unknown keys and wrong types answer before anything loads
+        _validate_folder_keys(domain_config(data, label), f"data.{label}.")
+
+
+FOLDER_KEYS = ("cache", "memory_gb", "workers", "crop", "skip_bad")  # data.name=folder only
+
+
+def _validate_folder_keys(data: DataConfig, prefix: str) -> None:
+    """The keys of image folders: sane values, and set only where a folder reads them."""
+    if data.workers is not None and data.workers < 0:
+        raise UserError(
+            f"{prefix}workers must be 0 (decode in the main process), a number of worker "
+            f"processes or null (one per core but one), got {data.workers}"
+        )
+    if not data.memory_gb > 0:
+        raise UserError(f"{prefix}memory_gb must be a positive number of GiB, got {data.memory_gb}")
+    if data.name == "folder":
+        return
+    defaults = DataConfig()
+    for key in FOLDER_KEYS:
+        if getattr(data, key) != getattr(defaults, key):
+            where = (
+                "set it per domain (data.a.name=folder data.a.{key}=...)"
+                if data.name == "pair"
+                else "drop it"
+            )
+            raise UserError(
+                f"{prefix}{key} is a key of image folders (data.name=folder), not of "
+                f"{data.name}; {where.format(key=key)}"
+            )
 
 
 def domain_config(data: DataConfig, label: str) -> DataConfig:

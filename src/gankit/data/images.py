@@ -10,10 +10,15 @@ removes the partial files and the folders it left.
 ``size`` other than 28 resizes with antialiased bilinear interpolation (the DCGAN nets of Radford
 et al. 2016 want 32 or 64); ``channels=3`` tiles the gray channel (a view: no extra memory).
 
-A ``folder`` is any folder of PNG/JPEG images, resized (short side) and center-cropped to a
-square; class subfolders become labels. 16-bit images are reduced to 8 bits by keeping the high
+A ``folder`` is any folder of PNG/JPEG images cut to a square by ``data.crop`` (``center``:
+resize the short side, center crop; ``pad``: pad to a square with black, then resize; ``resize``:
+squash); class subfolders become labels. 16-bit images are reduced to 8 bits by keeping the high
 byte (``value >> 8``), as PIL itself does with 16-bit RGB(A) PNGs. Batches are float32 in
-[-1, 1] via ``x / 127.5 - 1``.
+[-1, 1] via ``x / 127.5 - 1``. How a folder is decoded (DataLoader workers) and held (memory,
+a uint8 cache on disk, or streamed from the files) is ``folder.py``'s part.
+
+Every image sampler draws shuffled epochs (``EpochOrder``) and can serve one shard of each batch
+to one of several processes (``set_shard``); its state is always the whole stream's.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ from ..registry import DATASETS
 from . import Sampler, Source, check_batch_size, data_root
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+CROPS = ("center", "pad", "resize")  # data.crop: how a non-square image becomes a square
+PAD_VALUE = 0  # crop=pad fills with black (0 in every channel; -1 after to_float)
+# what a broken, truncated or hostile image file raises in PIL
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 _EVAL_SEED = 1_000_003  # the fixed draw of ``sample()`` without a generator
 _IDX_MAGIC = {"images": 2051, "labels": 2049}  # IDX: 0x0803 = uint8 x 3 dims, 0x0801 = 1 dim
 
@@ -76,6 +85,8 @@ class ImageSource(Source):
         self.class_names = class_names or [str(i) for i in range(num_classes)]
         self.shape = tuple(images.shape[1:])
         self.origin = origin
+        self.cache = "memory"  # how the images are held: memory, or (folder.py) disk or none
+        self.skipped: list[str] = []  # unreadable files left out (data.skip_bad=true)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -103,32 +114,44 @@ class ImageSource(Source):
         return self.batch(torch.randperm(len(self), generator=generator)[:n])
 
 
-class ImageSampler(Sampler):
-    """Shuffled epochs: a new permutation each epoch; a batch may run on into the next epoch."""
+class EpochOrder:
+    """The index stream of shuffled epochs over ``n`` items: a new permutation each epoch, drawn
+    from its own seeded generator; a batch may run on into the next epoch."""
 
-    def __init__(self, source: ImageSource, batch_size: int, seed: int):
-        self.source, self.batch_size = source, batch_size
+    def __init__(self, n: int, seed: int):
         self.generator = torch.Generator().manual_seed(seed)
-        self.perm = torch.randperm(len(source), generator=self.generator)  # [N]
+        self.perm = torch.randperm(n, generator=self.generator)  # [N]
         self.cursor = 0
         self.epoch = 0
 
-    def _indices(self) -> Tensor:
-        parts, need = [], self.batch_size
+    def take(self, count: int) -> Tensor:
+        """The next ``count`` indices ``[count]``. A new epoch makes a new ``perm`` (never changed
+        in place), so a ``snapshot`` may share it."""
+        parts, need = [], count
         while need > 0:
             if self.cursor == len(self.perm):
                 self.perm = torch.randperm(len(self.perm), generator=self.generator)
                 self.cursor, self.epoch = 0, self.epoch + 1
-            take = self.perm[self.cursor : self.cursor + need]
-            parts.append(take)
-            self.cursor += len(take)
-            need -= len(take)
-        return torch.cat(parts)  # [B]
+            part = self.perm[self.cursor : self.cursor + need]
+            parts.append(part)
+            self.cursor += len(part)
+            need -= len(part)
+        return torch.cat(parts)  # [count]
 
-    def next(self) -> tuple[Tensor, Tensor | None]:
-        return self.source.batch(self._indices())
+    def snapshot(self) -> tuple[Tensor, Tensor, int, int]:
+        return self.generator.get_state(), self.perm, self.cursor, self.epoch
 
-    def state_dict(self) -> dict[str, Any]:
+    def restore(self, snap: tuple[Tensor, Tensor, int, int]) -> None:
+        state, self.perm, self.cursor, self.epoch = snap
+        self.generator.set_state(state)
+
+    def copy(self) -> EpochOrder:
+        other = EpochOrder.__new__(EpochOrder)
+        other.generator = torch.Generator()
+        other.restore(self.snapshot())
+        return other
+
+    def order_state(self) -> dict[str, Any]:
         return {
             "kind": "image",
             "generator": self.generator.get_state(),
@@ -137,16 +160,77 @@ class ImageSampler(Sampler):
             "epoch": self.epoch,
         }
 
-    def load_state_dict(self, d: dict[str, Any]) -> None:
+    def load_order_state(self, d: dict[str, Any]) -> None:
         if d.get("kind") != "image" or not {"generator", "perm", "cursor"} <= set(d):
             raise ValueError("not an image sampler state (expected generator, perm and cursor)")
-        if len(d["perm"]) != len(self.source):
+        if len(d["perm"]) != len(self.perm):
             raise ValueError(
-                f"sampler state is for {len(d['perm'])} images, this source has {len(self.source)}"
+                f"sampler state is for {len(d['perm'])} images, this source has {len(self.perm)}"
             )
         self.generator.set_state(d["generator"])
         self.perm = d["perm"].clone().long()
         self.cursor, self.epoch = int(d["cursor"]), int(d.get("epoch", 0))
+
+
+def check_shard(batch_size: int, rank: int, world: int) -> int:
+    """The shard size ``batch_size // world`` of process ``rank`` of ``world``, once checked."""
+    if isinstance(world, bool) or not isinstance(world, int) or world < 1:
+        raise ValueError(f"world must be a positive number of processes, got {world!r}")
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world:
+        raise ValueError(f"rank must be in 0..{world - 1}, got {rank!r}")
+    if batch_size % world:  # the trainer builds the global batch as world x its batch
+        raise ValueError(f"a batch of {batch_size} does not split evenly over {world} processes")
+    return batch_size // world
+
+
+class ImageSampler(EpochOrder, Sampler):
+    """Shuffled epochs of an in-memory source; ``set_shard(rank, world)`` serves one process its
+    positions ``[rank * b, (rank + 1) * b)`` of each batch (``b = batch_size // world``)."""
+
+    def __init__(self, source: ImageSource, batch_size: int, seed: int):
+        super().__init__(len(source), seed)
+        self.source, self.batch_size = source, batch_size
+        self.rank, self.world = 0, 1
+        self.device_copy: tuple[Tensor, Tensor | None] | None = None  # (images, labels)
+
+    def device_bytes(self) -> int:
+        """Bytes that ``to_device`` copies."""
+        labels = self.source.labels
+        return self.source.images.numel() + (labels.numel() * 8 if labels is not None else 0)
+
+    def to_device(self, device: torch.device) -> None:
+        """Keep a copy of the uint8 images (and labels) on ``device``: batches are then gathered
+        and scaled there, with no copy from the host per step (the source stays on the CPU for
+        metrics and pictures)."""
+        labels = self.source.labels
+        self.device_copy = (
+            self.source.images.to(device),
+            labels.to(device) if labels is not None else None,
+        )
+
+    def set_shard(self, rank: int, world: int) -> None:
+        """From now on ``next()`` gathers only this process's part of each (global) batch; the
+        state stays the global stream's, identical on every process."""
+        check_shard(self.batch_size, rank, world)
+        self.rank, self.world = rank, world
+
+    def _indices(self) -> Tensor:
+        index = self.take(self.batch_size)  # [B], the global batch
+        b = self.batch_size // self.world
+        return index[self.rank * b : (self.rank + 1) * b]  # [b]
+
+    def next(self) -> tuple[Tensor, Tensor | None]:
+        if self.device_copy is None:
+            return self.source.batch(self._indices())
+        images, labels = self.device_copy
+        index = self._indices().to(images.device, non_blocking=True)  # [B]
+        return to_float(images[index]), labels[index] if labels is not None else None
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.order_state()
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.load_order_state(d)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,21 +420,48 @@ def to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(high)  # mode "L"
 
 
-def load_image(path: Path, size: int, channels: int) -> Tensor:
-    """One image file -> uint8 ``[C, size, size]``: short side resized to ``size``, center crop."""
+def square(img: Image.Image, size: int, crop: str = "center") -> Image.Image:
+    """A PIL image -> ``size`` x ``size`` by ``crop`` (see ``CROPS``), antialiased."""
+    if crop == "center":  # short side to size, then the middle
+        return TF.center_crop(TF.resize(img, size), [size, size])
+    if crop == "pad":  # the whole image, centred on a black square
+        w, h = img.size
+        side = max(w, h)
+        fill = PAD_VALUE if img.mode == "L" else (PAD_VALUE,) * len(img.getbands())
+        canvas = Image.new(img.mode, (side, side), fill)
+        canvas.paste(img, ((side - w) // 2, (side - h) // 2))
+        img = canvas
+    elif crop != "resize":
+        raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
+    return TF.resize(img, [size, size])  # squash (a padded image is already square)
+
+
+def decode_image(path: Path, size: int, channels: int, crop: str = "center") -> Tensor:
+    """One image file -> uint8 ``[C, size, size]``; a broken file raises one of
+    ``DECODE_ERRORS``."""
+    with Image.open(path) as img:
+        img = to_8bit(img).convert("L" if channels == 1 else "RGB")
+    return TF.pil_to_tensor(square(img, size, crop))  # [C, size, size]
+
+
+def decode_reason(e: BaseException) -> str:
+    """A decoding error as a short phrase for a one-line message."""
+    return " ".join(str(e).split())[:120] or type(e).__name__
+
+
+def load_image(path: Path, size: int, channels: int, crop: str = "center") -> Tensor:
+    """One image file -> uint8 ``[C, size, size]`` (``crop``: see ``square``); a file that
+    cannot be read is a ``UserError`` naming it."""
     try:
-        with Image.open(path) as img:
-            img = to_8bit(img).convert("L" if channels == 1 else "RGB")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        reason = " ".join(str(e).split())[:120] or type(e).__name__
+        return decode_image(path, size, channels, crop)
+    except DECODE_ERRORS as e:
+        reason = decode_reason(e)
         raise UserError(
             f"cannot read image {path} ({reason}); delete or replace it, it may be corrupt"
         ) from None
-    img = TF.center_crop(TF.resize(img, size), [size, size])
-    return TF.pil_to_tensor(img)  # [C, size, size]
 
 
-def _folder_labels(folder: Path, files: list[Path]) -> tuple[Tensor | None, list[str]]:
+def folder_labels(folder: Path, files: list[Path]) -> tuple[Tensor | None, list[str]]:
     """Labels from the first subfolder of each file, or None when all files sit at the top."""
     tops = [f.relative_to(folder).parts[0] if f.parent != folder else None for f in files]
     if all(t is None for t in tops):
@@ -365,7 +476,7 @@ def _folder_labels(folder: Path, files: list[Path]) -> tuple[Tensor | None, list
     return torch.tensor([index[t] for t in tops], dtype=torch.long), names
 
 
-def _image_folder(cfg: DataConfig) -> Path:
+def image_folder(cfg: DataConfig) -> Path:
     if not cfg.path:
         raise UserError("data set 'folder' needs data.path=<a folder of PNG/JPEG images>")
     folder = Path(cfg.path).expanduser()
@@ -380,24 +491,23 @@ def _image_folder(cfg: DataConfig) -> Path:
     return folder
 
 
-def load_folder(root: Path, size: int, channels: int) -> tuple[Tensor, Tensor | None, list[str]]:
+def load_folder(
+    root: Path, size: int, channels: int, crop: str = "center", workers: int | None = None
+) -> tuple[Tensor, Tensor | None, list[str]]:
     """Every image under ``root``: uint8 ``[N, C, size, size]``, int64 labels ``[N]`` from the
-    class subfolders in sorted order (None without subfolders), and the class names."""
-    files = list_images(root)
-    if not files:
-        raise UserError(
-            f"no .png/.jpg/.jpeg images in {root} or its subfolders; "
-            "put images there or point data.path elsewhere"
-        )
-    labels, names = _folder_labels(root, files)
-    images = torch.stack([load_image(f, size, channels) for f in files])  # [N, C, S, S]
-    return images, labels, names
+    class subfolders in sorted order (None without subfolders), and the class names. Decoded by
+    ``workers`` DataLoader processes (None: ``folder.default_workers()``); an unreadable file is
+    a ``UserError`` naming it."""
+    from .folder import decode_folder  # folder.py builds on this module
+
+    return decode_folder(root, size, channels, crop, workers)
 
 
 @DATASETS.register("folder")
 def folder(cfg: DataConfig, split: str = "train") -> ImageSource:
-    """All images under ``cfg.path``; the "test" split is the same images (there is no split)."""
-    root = _image_folder(cfg)
-    images, labels, names = load_folder(root, cfg.size, cfg.channels)  # [N, C, S, S], [N]
-    origin = f"image folder {root}"
-    return ImageSource("folder", images, labels, len(names), split, names or None, origin)
+    """All images under ``cfg.path``; the "test" split is the same images (there is no split).
+    Held in memory, in a uint8 cache on disk or streamed from the files (``data.cache``): see
+    ``folder.py``."""
+    from .folder import build_folder  # folder.py builds on this module
+
+    return build_folder(image_folder(cfg), cfg, split)

@@ -110,12 +110,45 @@ class PairSampler:
         self.names = pair.names
         self.a: Sampler = pair.a.sampler(batch_size, seed_a)
         self.b: Sampler = pair.b.sampler(batch_size, seed_b)
+        self.batch_size, self.rank, self.world = batch_size, 0, 1
+
+    def set_shard(self, rank: int, world: int) -> None:
+        """Each domain serves this process its part of each (global) batch; a domain sampler
+        without ``set_shard`` is sliced after it decodes."""
+        if self.batch_size % world:
+            raise ValueError(f"a batch of {self.batch_size} does not split over {world} processes")
+        self.rank, self.world = rank, world
+        for s in (self.a, self.b):
+            if hasattr(s, "set_shard"):
+                s.set_shard(rank, world)
+
+    def _draw(self, s: Sampler) -> tuple[Tensor, Tensor | None]:
+        x, y = s.next()
+        if self.world == 1 or hasattr(s, "set_shard"):
+            return x, y
+        b = self.batch_size // self.world
+        part = slice(self.rank * b, (self.rank + 1) * b)
+        return x[part], (y[part] if y is not None else None)
+
+    def device_bytes(self) -> int:
+        return sum(s.device_bytes() for s in (self.a, self.b) if hasattr(s, "device_bytes"))
+
+    def to_device(self, device: torch.device) -> None:
+        """Both domains' in-memory images on ``device`` (a streamed domain stays on disk)."""
+        for s in (self.a, self.b):
+            if hasattr(s, "to_device"):
+                s.to_device(device)
+
+    def close(self) -> None:
+        for s in (self.a, self.b):
+            if hasattr(s, "close"):
+                s.close()
 
     def next(self) -> tuple[tuple[Tensor, Tensor], tuple[Tensor | None, Tensor | None]]:
         """``(x_a, x_b)`` float32 ``[B, C, H, W]`` in [-1, 1] and ``(y_a, y_b)`` int64 ``[B]``
         or None."""
-        x_a, y_a = self.a.next()  # [B, C, H, W], [B]
-        x_b, y_b = self.b.next()  # [B, C, H, W], [B]
+        x_a, y_a = self._draw(self.a)  # [B, C, H, W], [B]
+        x_b, y_b = self._draw(self.b)  # [B, C, H, W], [B]
         if x_a.shape != x_b.shape:  # PairSource checked the shapes: this is a bug
             raise RuntimeError(f"domain batches differ: {tuple(x_a.shape)} vs {tuple(x_b.shape)}")
         return (x_a, x_b), (y_a, y_b)

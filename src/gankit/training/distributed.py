@@ -189,6 +189,10 @@ class Shard:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.inner.load_state_dict(state)
 
+    def close(self) -> None:
+        if hasattr(self.inner, "close"):
+            self.inner.close()
+
 
 def _slice(obj: Any, rank: int, b: int) -> Any:
     if isinstance(obj, Tensor):

@@ -7,6 +7,8 @@ stalls the device, and Adam fused into one kernel where the device has it.
   torch.compile cannot differentiate twice, so a gradient penalty or R1 is refused in one line.
 - ``train.channels_last=true`` stores 4-D weights and image batches channels-last (NHWC), the
   layout cuDNN and oneDNN convolutions prefer.
+- In-memory data sets (MNIST, CIFAR-10, a folder held in memory) are copied to the GPU once,
+  as uint8, when they take at most a quarter of its free memory: batches are gathered there.
 - ``Guard`` checks the losses for NaN or infinity: at once on the CPU (free), and on a GPU only
   at logging and checkpoint steps, from flags kept on the device, so a step never waits for the
   device; the step at which a loss first went bad is kept exactly.
@@ -50,6 +52,20 @@ def channels_last(x):
     if isinstance(x, tuple):
         return tuple(channels_last(t) for t in x)
     return x
+
+
+def data_on_device(sampler, device: torch.device) -> bool:
+    """Move an in-memory sampler's images to ``device`` when they fit (a quarter of the free
+    memory); True when it did. Samplers that stream from disk have no ``to_device``."""
+    inner = getattr(sampler, "inner", sampler)  # under torchrun: the Shard's sampler
+    if not hasattr(inner, "to_device"):
+        return False
+    need = inner.device_bytes()
+    free, _ = torch.cuda.mem_get_info(device)
+    if need > free / 4:
+        return False
+    inner.to_device(device)
+    return True
 
 
 class Guard:

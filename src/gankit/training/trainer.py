@@ -126,6 +126,8 @@ class Trainer:
         self.sampler = self.source.sampler(batch_size * world, cfg.seed)
         if self.dist.enabled:
             self.sampler = distributed.Shard(self.sampler, self.dist, batch_size)
+        if self.device.type == "cuda":
+            speed.data_on_device(self.sampler, self.device)
         self.noise = torch.Generator().manual_seed(cfg.seed + 1)  # CPU: same z on any device
         self.step = 0
         self.elapsed = 0.0
@@ -331,6 +333,8 @@ class Trainer:
                 f"torchrun --nproc_per_node={self.dist.world} -m gankit train --resume {self.dir}"
             ) from None
         finally:
+            if hasattr(self.sampler, "close"):  # stop a folder's decoding workers
+                self.sampler.close()
             self.lock.release()
 
     def _fit(self) -> Run:
@@ -503,6 +507,13 @@ class Trainer:
             )
             speeds = [r["img_per_s"] for r in rows if "img_per_s" in r]
             summary["img_per_s"] = round(sum(speeds) / len(speeds), 1) if speeds else None
+        skipped = [
+            f
+            for src in [self.source, *getattr(self.source, "domains", ())]
+            for f in getattr(src, "skipped", [])
+        ]
+        if skipped:  # data.skip_bad=true left these out
+            summary["skipped_files"] = {"count": len(skipped), "files": skipped}
         fake = self._generate()
         summary.update(self.diagnostics.final(fake))
         summary["warnings"] = self.diagnostics.warnings
@@ -706,7 +717,16 @@ def train(cfg: Config | str | dict | None = None, overrides: list[str] | str | N
     return Trainer(cfg).fit()
 
 
-RESUMABLE_KEYS = ("train.steps", "log.", "device", "threads")
+# what a resumed run may change: nothing that changes the game, the data or their order
+RESUMABLE_KEYS = (
+    "train.steps",
+    "log.",
+    "device",
+    "threads",
+    "data.cache",
+    "data.workers",
+    "data.memory_gb",
+)
 
 
 def resume(run: str | Path, overrides: list[str] | str | None = None) -> Run:
@@ -721,8 +741,8 @@ def resume(run: str | Path, overrides: list[str] | str | None = None) -> Run:
     for key in config_mod.check_keys(overrides):  # a typo is reported as such, not as
         if not key.startswith(RESUMABLE_KEYS):  # "cannot change"
             raise UserError(
-                f"cannot change {key} when resuming; only train.steps, log.*, device and threads "
-                "may change"
+                f"cannot change {key} when resuming; only train.steps, log.*, device, threads "
+                "and how a folder is held (data.cache, data.workers, data.memory_gb) may change"
             )
     stored = variants.upgrade_stored(config_mod.read_file(path / "config.yaml"))
     cfg = config_mod.load(stored, overrides)
