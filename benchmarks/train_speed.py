@@ -137,6 +137,17 @@ def plain_loop(t: Trainer, steps: int) -> tuple[float, float, list[str]]:
     return images / wall, flops, uncounted
 
 
+def allreduce_mb(t: Trainer) -> float:
+    """MB of float32 gradients one process all-reduces per step under torchrun: the updated
+    players' parameters in each phase, weighed by repeats and intervals (a ring all-reduce sends
+    and receives about twice this per process)."""
+    total = 0
+    for phase in t.variant.phases():
+        n = sum(p.numel() for name in phase.updates for p in t.nets[name].parameters())
+        total += 4 * n * phase.repeat / phase.every
+    return total / 2**20
+
+
 def matmul_rate(device: torch.device) -> float:
     """Measured float32 FLOP/s of a 2048^3 matmul: this device's achievable peak."""
     n = 2048
@@ -195,6 +206,7 @@ def preset_row(preset: str, steps: int, device: torch.device, compiled: bool, ra
         over = overrides(tmp, steps, str(device), [f"name={preset}"])
         t = Trainer(config.load(preset, [*over, f"out={tmp}/plain"]))
         plain, flops, uncounted = plain_loop(t, steps)
+        reduce_mb = allreduce_mb(t)
         t.lock.release()
         del t
         trainer = trainer_speed(preset, over)
@@ -212,6 +224,7 @@ def preset_row(preset: str, steps: int, device: torch.device, compiled: bool, ra
             + (f" (no {'/'.join(uncounted)})" if uncounted else ""),
             "of matmul peak": f"{flops / step_s / rate:.1%}",
             "peak MB": f"{peak_memory_mb(device):.0f}",
+            "grad MB/step": f"{reduce_mb:.2f}",
         }
         if compiled:
             try:
