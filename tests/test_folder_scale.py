@@ -9,6 +9,7 @@ Folders are small synthetic PNGs made with PIL in ``tmp_path``; ``GANKIT_CACHE``
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -358,3 +359,14 @@ def test_training_reads_a_streamed_folder_with_workers(pngs, tmp_path):
     over += ["train.batch_size=4", "log.n_samples=4", "log.every=1", "log.quiet=true", "device=cpu"]
     run = gankit.train(None, over)
     assert run.summary["steps"] == 3 and run.config.data.cache == "none"
+
+
+def test_a_run_lists_the_files_it_skipped_in_its_summary(pngs, tmp_path):
+    bad = add_bad_files(pngs)
+    over = [f"out={tmp_path / 'runs'}", "data.name=folder", f"data.path={pngs}", "data.size=8"]
+    over += ["data.channels=3", "data.skip_bad=true", "train.steps=2", "train.batch_size=4"]
+    over += ["log.n_samples=4", "log.quiet=true", "device=cpu"]
+    run = gankit.train(None, over)
+    assert run.summary["skipped_files"] == {"count": 2, "files": sorted(map(str, bad))}
+    saved = json.loads((run.dir / "summary.json").read_text())
+    assert saved["skipped_files"]["count"] == 2
