@@ -56,6 +56,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-baseline", action="store_true", help="StyleGAN measurements only")
     p.add_argument("--probe-steps", type=int, default=30, help="steps timed per preset")
     p.add_argument("--steps", type=int, help="StyleGAN steps (default: the preset's)")
+    p.add_argument(
+        "--baseline-steps",
+        type=int,
+        help="DCGAN steps, instead of the probe's equal-time count (for when the probe ran on a "
+        "loaded machine)",
+    )
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument("--weights", help="FID Inception weights (default: found or shared)")
     return p.parse_args(argv)
@@ -263,7 +269,14 @@ def _baseline(data, run_sg, steps, results, over, root, weights, args) -> list[s
     if rate is None:
         rate = _probe((sg, dc), args.probe_steps, over, Path(args.out) / "probe")
         results.put(f"{data}/probe", settings, rate)
-    dc_steps = round(steps * rate[sg] / rate[dc])
+    dc_steps = args.baseline_steps or round(steps * rate[sg] / rate[dc])
+    if not args.baseline_steps and not 0.2 < rate[sg] / rate[dc] < 5:
+        print(
+            f"warning: the probe's ratio {rate[sg] / rate[dc]:.1f} is implausible (a load spike "
+            f"during one preset's probe?); delete {args.out}/results-{data}.json's probe entry "
+            "and rerun on a quiet machine, or pass --baseline-steps",
+            flush=True,
+        )
     run_dc = _train(dc, Path(args.out), dc_steps, over)
     s_sg = json.loads((run_sg / "summary.json").read_text())
     s_dc = json.loads((run_dc / "summary.json").read_text())
