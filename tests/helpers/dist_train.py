@@ -37,6 +37,8 @@ def main() -> int:
     nets = _seen["trainer"].nets
     state = {n: {k: v.cpu() for k, v in net.state_dict().items()} for n, net in nets.items()}
     torch.save(state, dump / f"rank{rank}.pt")
+    if torch.distributed.is_initialized():  # leave the group before exit, not in destructors
+        torch.distributed.destroy_process_group()
     return 0
 
 
