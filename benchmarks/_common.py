@@ -55,6 +55,32 @@ def pick_weights(given: str | None) -> str | None:
     return None
 
 
+def timing_overrides(out: str, steps: int, device: str, root: str | None, windows: int = 5):
+    """Overrides for a short timed training: ``windows`` logging rows, quiet, one sample grid and
+    one checkpoint at the end only (so they stay outside the timed windows)."""
+    over = [
+        f"out={out}",
+        f"device={device}",
+        f"train.steps={steps}",
+        f"log.every={max(steps // windows, 1)}",
+        "log.quiet=true",
+        f"log.sample_every={steps}",
+        f"log.checkpoint_every={steps}",
+    ]
+    return over + ([f"data.root={root}"] if root else [])
+
+
+def logged_rate(run_dir) -> float:
+    """Median images/s of a run's logging windows, the first (warm-up) dropped."""
+    import statistics
+
+    import gankit
+
+    rows = gankit.report.read_metrics(Path(run_dir) / "metrics.jsonl")
+    speeds = [r["img_per_s"] for r in rows[1:] if "img_per_s" in r] or [rows[0]["img_per_s"]]
+    return statistics.median(speeds)
+
+
 def table(rows: list[dict], cols: list[str]) -> str:
     """A markdown table of rows (dicts) in the given column order."""
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"

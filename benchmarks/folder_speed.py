@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from pathlib import Path
 import torch
 
 import gankit
-from _common import data_root, table
+from _common import data_root, logged_rate, table, timing_overrides
 from gankit.config import DataConfig
 from gankit.data import build_source, cifar10
 from gankit.data.folder import cache_folder
@@ -81,23 +80,10 @@ def serve(source, n: int, batch: int) -> tuple[float, float]:
 
 
 def train_rate(steps: int, device: str, root: str | None) -> dict:
-    every = max(steps // 4, 1)
     with tempfile.TemporaryDirectory() as out:
-        over = [
-            f"out={out}",
-            f"device={device}",
-            f"train.steps={steps}",
-            f"log.every={every}",
-            "log.quiet=true",
-            f"log.sample_every={steps}",
-            f"log.checkpoint_every={steps}",
-        ]
-        if root:
-            over.append(f"data.root={root}")
-        run = gankit.train("cifar10-dcgan", over)
-        rows = gankit.report.read_metrics(run.dir / "metrics.jsonl")
-    speeds = [r["img_per_s"] for r in rows[1:] if "img_per_s" in r] or [rows[0]["img_per_s"]]
-    return {"rate": statistics.median(speeds), "device": str(run.summary["device"])}
+        run = gankit.train("cifar10-dcgan", timing_overrides(out, steps, device, root, windows=4))
+        rate = logged_rate(run.dir)
+    return {"rate": rate, "device": str(run.summary["device"])}
 
 
 def main() -> int:

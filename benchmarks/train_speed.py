@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import gankit
-from _common import data_root, table
+from _common import data_root, logged_rate, table, timing_overrides
 from gankit import config
 from gankit.devices import resolve
 from gankit.training.ema import EMA
@@ -55,26 +54,11 @@ PRESETS = [
 
 
 def overrides(out: str, steps: int, device: str, extra: list[str]) -> list[str]:
-    every = max(steps // 5, 1)
-    over = [
-        f"out={out}",
-        f"device={device}",
-        f"train.steps={steps}",
-        f"log.every={every}",
-        "log.quiet=true",
-        f"log.sample_every={steps}",
-        f"log.checkpoint_every={steps}",
-        *extra,
-    ]
-    root = data_root()
-    return over + ([f"data.root={root}"] if root else [])
+    return [*timing_overrides(out, steps, device, data_root()), *extra]
 
 
 def trainer_speed(preset: str, over: list[str]) -> float:
-    run = gankit.train(preset, over)
-    rows = gankit.report.read_metrics(run.dir / "metrics.jsonl")
-    speeds = [r["img_per_s"] for r in rows[1:]] or [rows[0]["img_per_s"]]
-    return statistics.median(speeds)
+    return logged_rate(gankit.train(preset, over).dir)
 
 
 def sync(device: torch.device) -> None:
@@ -188,8 +172,7 @@ def world_rows(preset: str, steps: int, world: int, out: str) -> list[dict]:
         subprocess.run(
             [*cmd, "-m", "gankit", "train", "-c", preset, *over], check=True, capture_output=True
         )
-        rows_ = gankit.report.read_metrics(Path(out) / name / "metrics.jsonl")
-        speed = statistics.median(r["img_per_s"] for r in rows_[1:])
+        speed = logged_rate(Path(out) / name)
         rows.append(
             {"preset": preset, "setting": label, "global batch": per * procs, "images/s": speed}
         )

@@ -16,6 +16,8 @@ stalls the device, and Adam fused into one kernel where the device has it.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -79,8 +81,8 @@ class Guard:
         """(phase, value, step) when the loss is bad and the guard is immediate, else None."""
         loss = loss.detach()
         if not self.defer:
-            value = float(loss)
-            return None if torch.isfinite(loss) else (phase, value, step)
+            value = float(loss)  # on the CPU: no device to wait for
+            return None if math.isfinite(value) else (phase, value, step)
         prev = self.first_bad.get(phase)
         if prev is None:
             prev = torch.full((), -1, dtype=torch.long, device=loss.device)
