@@ -3,6 +3,7 @@
     python benchmarks/stylegan.py [--data mnist cifar10] [--out runs/stylegan]
                                   [--ppl-n 10000] [--edit-n 64] [--fid-n 500] [--skip-fid]
                                   [--no-baseline] [--steps N] [--probe-steps 30] [--threads N]
+                                  [--minutes M]
 
 Per data set (``mnist``: ``mnist-stylegan`` against ``mnist-dcgan``; ``cifar10``:
 ``cifar10-stylegan`` against ``cifar10-dcgan``), resumably: a finished training is skipped, an
@@ -19,7 +20,10 @@ ends.
 4. Equal CPU time for the baseline (skipped with ``--no-baseline``): both presets are timed for
    ``--probe-steps`` steps back to back in this process (so the machine's load is the same for
    both), and the DCGAN trains for ``stylegan steps x (StyleGAN s/step) / (DCGAN s/step)`` steps
-   into ``<out>/<data>-dcgan``.
+   into ``<out>/<data>-dcgan``. With ``--minutes M`` instead, equal time is a budget: both presets
+   train side by side in two processes, one thread each, for ``train.minutes=M`` each (into
+   ``<out>/<preset>-<M>min``), so a load spike slows both alike; steps 1 to 3 then use this
+   StyleGAN.
 5. FID with the standard Inception weights of both models against the test split and the floor
    (train against test images) at the same n, each at its model's image size; on this CPU
    Inception runs at a few images/s, so ``--fid-n`` is small and said so in the table.
@@ -61,6 +65,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="DCGAN steps, instead of the probe's equal-time count (for when the probe ran on a "
         "loaded machine)",
+    )
+    p.add_argument(
+        "--minutes",
+        type=float,
+        help="equal time by budget instead of the probe: train the StyleGAN and the DCGAN side by "
+        "side, one thread each, each for this many minutes of training (train.minutes)",
     )
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument("--weights", help="FID Inception weights (default: found or shared)")
@@ -110,6 +120,44 @@ def _train(preset: str, out: Path, steps: int, over: list[str]) -> Path:
     print(f"{preset}: training {run} for {steps} steps", flush=True)
     gankit.train(preset, [f"out={out}", f"name={preset}", f"train.steps={steps}", *over])
     return run
+
+
+def _done(run: Path, steps: int | None = None) -> bool:
+    """Whether ``run`` finished: its ``steps``, or (``None``) the end of its time budget."""
+    summary = run / "summary.json"
+    if not summary.is_file():
+        return False
+    s = json.loads(summary.read_text())
+    if s.get("interrupted"):
+        return False
+    return s.get("time_limit", False) if steps is None else s.get("steps") == steps
+
+
+def _side_by_side(presets: tuple[str, str], out: Path, minutes: float, over: list[str]):
+    """Both presets trained at once, one thread each, for ``minutes`` of training time each, so
+    a busy machine slows both alike. Each run resumes from its checkpoint when interrupted (then
+    alone, if the other already finished: the log says so). Returns the two run folders."""
+    runs, procs = [], []
+    for preset in presets:
+        run = out / f"{preset}-{minutes:g}min"
+        runs.append(run)
+        if _done(run):
+            continue
+        base = [sys.executable, "-m", "gankit", "train"]
+        if (run / "config.yaml").is_file():  # resumed: from its newest checkpoint, or step 0
+            cmd = [*base, "--resume", str(run), "threads=1", "log.quiet=true"]
+        else:
+            cmd = [*base, "-c", preset, f"out={out}", f"name={run.name}", "train.steps=1000000",
+                   f"train.minutes={minutes}", *[o for o in over if not o.startswith("threads")],
+                   "threads=1"]  # fmt: skip
+        print(f"{preset}: {' '.join(cmd[2:])}", flush=True)
+        procs.append((preset, subprocess.Popen(cmd, stdout=subprocess.DEVNULL)))
+    if len(procs) == 1:
+        print(f"warning: {procs[0][0]} resumes alone; the other run had finished", flush=True)
+    for preset, proc in procs:
+        if proc.wait() != 0:
+            raise SystemExit(f"{preset} stopped with exit code {proc.returncode}")
+    return runs
 
 
 def _probe(presets: tuple[str, str], steps: int, over: list[str], tmp: Path) -> dict[str, float]:
@@ -264,6 +312,17 @@ def _baseline(data, run_sg, steps, results, over, root, weights, args) -> list[s
     import gankit
 
     sg, dc = PRESETS[data]
+    if args.minutes:
+        run_sg, run_dc = _side_by_side((sg, dc), Path(args.out), args.minutes, over)
+        s_sg = json.loads((run_sg / "summary.json").read_text())
+        s_dc = json.loads((run_dc / "summary.json").read_text())
+        md = [
+            f"Equal time by budget: {sg} and {dc} trained side by side, one thread each, for "
+            f"train.minutes={args.minutes:g}: {s_sg['steps']} StyleGAN steps "
+            f"({s_sg['seconds']:.0f} s) and {s_dc['steps']} DCGAN steps ({s_dc['seconds']:.0f} s)."
+            "\n"
+        ]
+        return md + _fid_table(data, run_sg, run_dc, results, root, weights, args)
     settings = {"presets": [sg, dc], "probe_steps": args.probe_steps}
     rate = results.get(f"{data}/probe", settings)
     if rate is None:
@@ -298,8 +357,19 @@ def _baseline(data, run_sg, steps, results, over, root, weights, args) -> list[s
         rows = [{"model": k, **{c: round(x, 3) for c, x in v.items()}} for k, v in cls.items()]
         md.append("Classifier FID and class entropy (max 2.303), 10,000 samples:\n")
         md.append(table(rows, ["model", "cfid", "class_entropy"]))
+    return md + _fid_table(data, run_sg, run_dc, results, root, weights, args)
+
+
+def _fid_table(data, run_sg, run_dc, results, root, weights, args) -> list[str]:
+    """FID of both models and the floor at each image size, n = ``--fid-n`` (cached)."""
+    import gankit
+
     if args.skip_fid:
-        return md
+        return []
+    sg, dc = PRESETS[data]
+    s_sg = json.loads((run_sg / "summary.json").read_text())
+    s_dc = json.loads((run_dc / "summary.json").read_text())
+    md = []
     key = {"n": args.fid_n, "steps": [s_sg["steps"], s_dc["steps"]]}
     fid = results.get(f"{data}/fid", key)
     if fid is None:
@@ -334,7 +404,10 @@ def main(argv: list[str] | None = None) -> int:
         results = Results(out / f"results-{data}.json")
         sg, dc = PRESETS[data]
         steps = args.steps or gankit.load_config(sg).train.steps
-        run_sg = _train(sg, out, steps, over)
+        if args.minutes:  # the pair trains first: the StyleGAN measured is the budget's
+            run_sg = _side_by_side((sg, dc), out, args.minutes, over)[0]
+        else:
+            run_sg = _train(sg, out, steps, over)
         s_sg = json.loads((run_sg / "summary.json").read_text())
         md = [f"# StyleGAN2 benchmark: {data}\n"]
         md.append(

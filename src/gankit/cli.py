@@ -214,6 +214,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     line = f"{s['steps']} steps in {s['seconds']:.1f} s"
     if s.get("img_per_s"):
         line += f" ({s['img_per_s']:.0f} images/s)"
+    if s.get("time_limit"):
+        line += f", stopped by train.minutes={run.config.train.minutes:g}"
     print(line)
     if "modes_captured" in s:
         print(

@@ -77,6 +77,8 @@ class TrainConfig:
     variant: str = "gan"
     g_loss: Literal["nonsaturating", "minimax"] = "nonsaturating"
     steps: int = 3000  # G updates
+    minutes: float = 0.0  # stop (with a checkpoint) after this much training time, counted over
+    # resumes; 0 = no limit. train.steps stays the ceiling. For budgets and equal-time comparisons
     batch_size: int = 256
     n_critic: int = 1  # D updates per G update
     optimizer: Literal["adam", "rmsprop"] = "adam"
@@ -544,6 +546,10 @@ def validate(cfg: Config) -> None:
     for key, v in {"train.lr_g": cfg.train.lr_g, "train.lr_d": cfg.train.lr_d}.items():
         if not v > 0:
             raise UserError(f"{key} must be positive, got {v}")
+    if not (math.isfinite(cfg.train.minutes) and cfg.train.minutes >= 0):
+        raise UserError(
+            f"train.minutes must be 0 (no time limit) or positive, got {cfg.train.minutes}"
+        )
     if cfg.eval.every < 0:
         raise UserError(f"eval.every must be 0 (off) or positive, got {cfg.eval.every}")
     if cfg.eval.every and not cfg.eval.metrics.strip():

@@ -131,6 +131,7 @@ class Trainer:
         self.noise = torch.Generator().manual_seed(cfg.seed + 1)  # CPU: same z on any device
         self.step = 0
         self.elapsed = 0.0
+        self.timed_out = False  # train.minutes ended the run before train.steps
         self.diagnostics = Diagnostics(cfg, self.source, self.variant.probabilities)
         self._stop = threading.Event()
         n_fixed = N_POINTS if self.source.kind == "toy" else cfg.log.n_samples
@@ -356,7 +357,10 @@ class Trainer:
         interrupted = False
         self._all_threads = torch.get_num_threads()
         with _sigint_flag(self._stop, d.enabled), _cpu_threads(self._threads()), logger:
-            while self.step < cfg.train.steps:
+            if self._time_up(t0):  # a run resumed without more time takes no step
+                self.timed_out = True
+                logger.note(f"train.minutes={cfg.train.minutes:g} already spent; no step taken")
+            while self.step < cfg.train.steps and not self.timed_out:
                 if distributed.any_true(self._stop.is_set(), d):  # every rank stops together
                     interrupted = True
                     break
@@ -371,7 +375,8 @@ class Trainer:
                 if self.ema is not None:
                     self.ema.update(self.nets[self.variant.sampler_player])
                 self.step += 1
-                last = self.step == cfg.train.steps
+                timed_out = self._time_up(t0)
+                last = self.step == cfg.train.steps or timed_out
                 img_log += cfg.train.batch_size * d.world * max(p.repeat for p in self.phases)
                 if log_now or self.step % cfg.log.checkpoint_every == 0 or last:
                     self._check_guard()  # before a row is logged or a checkpoint written
@@ -397,6 +402,14 @@ class Trainer:
                 if self.step % cfg.log.checkpoint_every == 0 or last:
                     self.elapsed = time.perf_counter() - t0
                     self._save()
+                if timed_out:
+                    self.timed_out = True
+                    logger.note(
+                        f"time limit of train.minutes={cfg.train.minutes:g} reached at step "
+                        f"{self.step}; checkpoint saved (resume with a larger train.minutes, or "
+                        "train.minutes=0 to train on to train.steps)"
+                    )
+                    break
             if interrupted:
                 self.elapsed = time.perf_counter() - t0
                 self._check_guard()
@@ -410,6 +423,13 @@ class Trainer:
             summary = distributed.broadcast(self._finish(interrupted) if d.main else None, d)
             logger.done(summary)
         return Run(self.dir, cfg, summary, self.sampling_net, interrupted)
+
+    def _time_up(self, t0: float) -> bool:
+        """Whether ``train.minutes`` of training (over resumes) are spent, agreed by every rank."""
+        if not self.cfg.train.minutes:
+            return False
+        spent = time.perf_counter() - t0 >= 60.0 * self.cfg.train.minutes
+        return distributed.any_true(spent, self.dist)
 
     # ------------------------------------------------------------------ periodic metrics
     def _check_eval(self) -> None:
@@ -495,6 +515,7 @@ class Trainer:
             "data": cfg.data.name,
             "steps": self.step,
             "interrupted": interrupted,
+            "time_limit": self.timed_out,  # stopped by train.minutes before train.steps
             "seconds": round(self.elapsed, 2),
             "device": str(self.device),
             "processes": self.dist.world,
@@ -720,6 +741,7 @@ def train(cfg: Config | str | dict | None = None, overrides: list[str] | str | N
 # what a resumed run may change: nothing that changes the game, the data or their order
 RESUMABLE_KEYS = (
     "train.steps",
+    "train.minutes",
     "log.",
     "device",
     "threads",
@@ -741,8 +763,9 @@ def resume(run: str | Path, overrides: list[str] | str | None = None) -> Run:
     for key in config_mod.check_keys(overrides):  # a typo is reported as such, not as
         if not key.startswith(RESUMABLE_KEYS):  # "cannot change"
             raise UserError(
-                f"cannot change {key} when resuming; only train.steps, log.*, device, threads "
-                "and how a folder is held (data.cache, data.workers, data.memory_gb) may change"
+                f"cannot change {key} when resuming; only train.steps, train.minutes, log.*, "
+                "device, threads and how a folder is held (data.cache, data.workers, "
+                "data.memory_gb) may change"
             )
     stored = variants.upgrade_stored(config_mod.read_file(path / "config.yaml"))
     cfg = config_mod.load(stored, overrides)
