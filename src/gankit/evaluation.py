@@ -22,6 +22,18 @@ with the protocol that produced each of them (PROTOCOLS.md):
 The trainer calls ``evaluate_generator`` every ``eval.every`` steps. Sampling uses its own seeded
 generator and the reference subset is chosen by a fixed seed, so evaluating never disturbs a run's
 random state (exact resume holds with periodic metrics on).
+
+Under torchrun the trainer passes every rank a ``Split`` (``metrics/split.py``) and every rank
+takes part: for ``fid``, ``kid``, ``pr``, ``is``, ``cfid`` and ``coverage`` each draws the
+latents (and labels) of all n samples from the seeded stream, generates only its contiguous share
+of them, runs the feature network (Inception, the digit classifier) on that share, and the
+features or class predictions are gathered in rank order, so rank 0 computes the very statistic
+of the same n samples that one process would (equal to float32 round-off). ``cfid``'s reference
+images are split the same way; Inception's come from rank 0's cache, and on a miss each rank
+extracts its share. ``cacc``, Stacked MNIST ``modes``, ``ppl`` and the 1-D and 2-D metrics do
+not split (per-class batches, per-path pairs, cheap points): rank 0 runs them alone after the
+shared part while the other ranks go on, and also every metric when ``eval.n`` is smaller than
+the number of processes.
 """
 
 from __future__ import annotations
@@ -39,10 +51,12 @@ if TYPE_CHECKING:  # torch loads on first use, so config checks stay instant
     from torch import Tensor
 
     from .config import Config
+    from .metrics.split import Split
 
 INCEPTION = ("fid", "kid", "pr", "is")
 CLASSIFIER = ("cfid", "coverage", "cacc")
 IMAGE_ONLY = (*INCEPTION, *CLASSIFIER, "ppl")
+SPLIT = (*INCEPTION, "cfid", "coverage")  # what the ranks of a distributed evaluation share
 ALL = METRIC_NAMES
 DEFAULT_N = {
     "inception": 10_000,
@@ -197,10 +211,11 @@ def _count(name: str, opts: Options) -> int:
 
 class _Draws:
     """The generated samples (seed ``opts.seed``) and reference samples of one evaluation, drawn
-    once per count and shared by every metric that asks for that many."""
+    once per count and shared by every metric that asks for that many. Under a ``split`` the
+    generated ones are this rank's share of the n (the reference ones are all n, on every rank)."""
 
-    def __init__(self, generator, opts: Options):
-        self.generator, self.opts = generator, opts
+    def __init__(self, generator, opts: Options, split: Split | None = None):
+        self.generator, self.opts, self.split = generator, opts, split
         self._fake: dict[int, Tensor] = {}
         self._real: dict[int, tuple[Tensor, str]] = {}
 
@@ -214,8 +229,13 @@ class _Draws:
 
     def fake(self, n: int) -> Tensor:
         if n not in self._fake:
-            self._check(n)
-            self._fake[n] = self.generator.sample(n, seed=self.opts.seed)
+            if self.split is None:
+                self._check(n)
+                self._fake[n] = self.generator.sample(n, seed=self.opts.seed)
+            else:  # the same n latents on every rank; each generates only its rows
+                start, stop = self.split.bounds(n)
+                self._check(stop - start)
+                self._fake[n] = self.generator.sample(n, seed=self.opts.seed, rows=(start, stop))
         return self._fake[n]
 
     def real(self, n: int) -> tuple[Tensor, str]:
@@ -225,31 +245,52 @@ class _Draws:
         return self._real[n]
 
 
-def evaluate_generator(generator, names: Iterable[str], opts: Options | None = None) -> dict:
+def evaluate_generator(
+    generator,
+    names: Iterable[str],
+    opts: Options | None = None,
+    split: Split | None = None,  # this process's place in a distributed evaluation; None: alone
+) -> dict | None:
     """Evaluate a ``gankit.Generator`` (see ``gankit.api``) on ``names``; see the module doc.
 
     Returns ``{metric values..., "protocols": {group: protocol dict}}``. Values are floats (counts
     are ints); each group's protocol names its sample counts, reference, seed and versions.
+
+    With ``split`` every rank calls it with the same generator weights, names and options; rank 0
+    returns the result (the protocols of split metrics add ``processes``), the others None.
     """
     opts = opts or Options()
     names = parse_metrics(names)
     cfg: Config = generator.config
     _check_kind(cfg, generator.kind, names)
+    if split is not None and not _shares(generator, names, opts, split):
+        if not split.main:
+            return None
+        split = None  # rank 0 alone
     out: dict[str, Any] = {}
     protocols: dict[str, Any] = {}
-    draws = _Draws(generator, opts)
+    draws = _Draws(generator, opts, split)
     if generator.kind != "image":
         _toy_metrics(draws, names, opts, out, protocols)
     else:
         inception = [n for n in names if n in INCEPTION]
         if inception:
-            _inception(draws, inception, opts, out, protocols)
+            _inception(draws, inception, opts, out, protocols, split)
         if any(n in CLASSIFIER or n == "modes" for n in names):
-            _classifier_metrics(draws, names, opts, out, protocols)
+            _classifier_metrics(draws, names, opts, out, protocols, split)
+        if split is not None and not split.main:
+            return None  # its shares are in rank 0's numbers; the rest is rank 0's alone
         if "ppl" in names:
             _ppl(generator, opts, out, protocols)
     out["protocols"] = protocols
     return out
+
+
+def _shares(generator, names: list[str], opts: Options, split: Split) -> bool:
+    """Whether the ranks of ``split`` share this evaluation: image metrics that split, and at
+    least one sample per rank (points are cheap: rank 0 measures them alone)."""
+    few = opts.n is not None and opts.n < split.world
+    return generator.kind == "image" and any(n in SPLIT for n in names) and not few
 
 
 def _toy_metrics(draws: _Draws, names, opts, out, protocols) -> None:
@@ -276,13 +317,13 @@ def _toy_metrics(draws: _Draws, names, opts, out, protocols) -> None:
         protocols["energy"] = {"n_fake": n, "n_real": n, "reference": key, "seed": opts.seed}
 
 
-def _inception(draws: _Draws, names, opts, out, protocols) -> None:
+def _inception(draws: _Draws, names, opts, out, protocols, split: Split | None) -> None:
     from .metrics import fidelity
 
     n = _count("fid", opts)
-    real, key = draws.real(n)
+    real, key = draws.real(n)  # all n on every rank: the cache key hashes them
     res = fidelity.inception_metrics(
-        draws.fake(n),
+        draws.fake(n),  # this rank's share under a split
         real,
         metrics=set(names),
         real_key=key,
@@ -290,14 +331,19 @@ def _inception(draws: _Draws, names, opts, out, protocols) -> None:
         device=opts.device,
         batch_size=opts.batch_size,
         seed=opts.seed,
+        split=split,
     )
+    if res is None:  # a rank other than 0: its share is in rank 0's result
+        return
     record = {**res.pop("protocol"), "seconds": res.pop("seconds", None)}
     for name in names:  # one record per metric, so a later evaluation can replace one of them
         protocols[name] = record
     out.update(res)
 
 
-def _classifier_metrics(draws: _Draws, names, opts, out, protocols) -> None:
+def _classifier_metrics(draws: _Draws, names, opts, out, protocols, split: Split | None) -> None:
+    """cfid and coverage (split among the ranks of ``split``), then cacc and Stacked MNIST modes
+    (rank 0 alone: the other ranks return before them)."""
     from .metrics import classifier as clf_mod
 
     generator, cfg = draws.generator, draws.generator.config
@@ -306,18 +352,28 @@ def _classifier_metrics(draws: _Draws, names, opts, out, protocols) -> None:
     base = {"classifier": data, "seed": opts.seed}
     if cfg.data.name != "stacked-mnist":  # Stacked MNIST: one digit per channel, at 28 px
         base["classifier_input"] = clf_mod.input_protocol(generator.shape)
+    shared = base if split is None else {**base, "processes": split.world}  # for split metrics
     if "cfid" in names:
         n = _count("cfid", opts)
         real, key = draws.real(n)
-        out["cfid"] = clf_mod.classifier_fid(draws.fake(n), real, clf)["classifier_fid"]
-        protocols["cfid"] = {**base, "n_fake": n, "n_real": n, "reference": key}
+        real = real if split is None else split.rows(real)  # [n_r, ...]: this rank's share
+        res = clf_mod.classifier_fid(draws.fake(n), real, clf, split=split)
+        if res is not None:  # None: a rank other than 0
+            out["cfid"] = res["classifier_fid"]
+            protocols["cfid"] = {**shared, "n_fake": n, "n_real": n, "reference": key}
     if "coverage" in names:
         n = _count("coverage", opts)
-        cov = clf_mod.class_coverage(clf_mod.predict(clf, draws.fake(n)))
-        out["class_entropy"] = cov["class_entropy"]
-        out["class_entropy_max"] = cov["class_entropy_max"]
-        out["class_histogram"] = cov["class_histogram"]
-        protocols["coverage"] = {**base, "n_fake": n}
+        logits = clf_mod.predict(clf, draws.fake(n))  # [n, K]; this rank's [n_r, K] when split
+        if split is not None:
+            logits = split.gather(logits)  # [n, K], the ranks' shares in rank order
+        if split is None or split.main:
+            cov = clf_mod.class_coverage(logits)
+            out["class_entropy"] = cov["class_entropy"]
+            out["class_entropy_max"] = cov["class_entropy_max"]
+            out["class_histogram"] = cov["class_histogram"]
+            protocols["coverage"] = {**shared, "n_fake": n}
+    if split is not None and not split.main:
+        return  # what follows does not split: rank 0 alone
     if "cacc" in names:
         per_class = opts.n or CACC_PER_CLASS
         acc = clf_mod.conditional_accuracy(generator, clf, n_per_class=per_class, seed=opts.seed)

@@ -21,7 +21,9 @@ Metrics (PROTOCOLS.md, "Conditional generation"), each returning a dict:
 - ``conditional_accuracy``: the classifier's accuracy on images a class-conditional generator made
   for a requested class, 1,000 per class.
 - ``classifier_fid``: the Frechet distance (Heusel et al. 2017) of the classifier's features, a
-  fast stand-in for FID to monitor training on a CPU (not comparable with Inception FID).
+  fast stand-in for FID to monitor training on a CPU (not comparable with Inception FID). Under
+  several processes (``split``, ``metrics/split.py``) each extracts the features of its share of
+  both image sets and rank 0 computes the distance of the gathered features.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from ..errors import UserError
 from ..files import atomic_path
 from ..registry import METRICS
 from .frechet import frechet_distance_features
+from .split import Split
 
 FORMAT = "gankit-classifier-1"  # bump when the network or the file layout changes
 FEATURE_DIM = 128
@@ -428,23 +431,34 @@ def conditional_accuracy(
 
 
 @METRICS.register("classifier_fid")
-def classifier_fid(fake: Tensor, real: Tensor, classifier: DigitClassifier) -> dict[str, Any]:
+def classifier_fid(
+    fake: Tensor,  # [N, 1, S, S] in [-1, 1]; this rank's share under a split
+    real: Tensor,  # [M, 1, S, S] in [-1, 1]; this rank's share under a split
+    classifier: DigitClassifier,
+    split: Split | None = None,  # several processes (metrics/split.py); None: one
+) -> dict[str, Any] | None:
     """Frechet distance of the classifier's 128-d features of ``fake`` and ``real`` images.
 
     Both ``[N, 1, S, S]`` in [-1, 1] (resized to 28), N >= 2. A cheap training monitor; its
     values are on their own scale, not comparable with Inception FID. Returns
-    ``classifier_fid``, ``n_fake``, ``n_real``.
+    ``classifier_fid``, ``n_fake``, ``n_real``. With ``split`` every rank passes its shares of
+    both sets; rank 0 returns the result for the gathered features, the other ranks None.
     """
     check_images(fake, "fake images")
     check_images(real, "real images")
-    if len(fake) < 2 or len(real) < 2:
-        raise UserError(
-            f"classifier FID needs at least 2 images per side, got {len(fake)}, {len(real)}"
-        )
+    n_fake, n_real = len(fake), len(real)
+    if split is not None:
+        n_fake, n_real = split.total(n_fake), split.total(n_real)
+    if n_fake < 2 or n_real < 2:
+        raise UserError(f"classifier FID needs at least 2 images per side, got {n_fake}, {n_real}")
     f_fake = extract_features(classifier, fake)  # [N, F]
     f_real = extract_features(classifier, real)  # [M, F]
+    if split is not None:
+        f_fake, f_real = split.gather(f_fake), split.gather(f_real)  # every rank's, rank order
+        if not split.main:
+            return None
     return {
         "classifier_fid": frechet_distance_features(f_fake, f_real),
-        "n_fake": len(fake),
-        "n_real": len(real),
+        "n_fake": n_fake,
+        "n_real": n_real,
     }

@@ -19,6 +19,12 @@ Reference features are cached on disk, in ``<gankit cache>/stats/``, when the ca
 (sha256 of the uint8 pixels, so the count is in it), extractor, weights sha256 and protocol
 version. Every result carries a ``protocol`` dict saying how it was measured (see
 ``compute_metrics``).
+
+Several processes (``split``, a ``metrics.split.Split``, as the trainer passes under torchrun):
+each passes its share of the generated images, extracts their features and the features are
+gathered in rank order; the reference features come from rank 0's cache, or on a miss each rank
+extracts its share of them. Rank 0 computes the values (those of one process on the same images,
+to float32 round-off of the network) and writes the cache entry; the other ranks get ``None``.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from ..files import atomic_path
 from ..registry import METRICS
 from .frechet import frechet_distance_features
 from .inception import RESIZE, Extractor, load_extractor
+from .split import Split
 
 METRIC_NAMES = ("fid", "kid", "pr", "is")
 PROTOCOL_VERSION = 1  # bump when the conversion, resize or cache layout changes
@@ -180,27 +187,54 @@ def _cache_entry(real_key: str, images: Tensor, extractor: Extractor) -> tuple[P
     return cache_dir("stats", f"{slug}-{extractor.name}-{digest}.pt"), key
 
 
+def _read_entry(path: Path, key: str) -> dict[str, Tensor] | None:
+    """The features of the cache entry ``path`` if it holds ``key`` (None: missing or damaged)."""
+    if not path.is_file():
+        return None
+    try:
+        entry = torch.load(path, map_location="cpu", weights_only=True)
+        if entry.get("key") == key:
+            return entry["features"]
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError):
+        pass  # a damaged entry is recomputed and overwritten
+    return None
+
+
 def reference_features(
-    images: Tensor,  # uint8 [N, 3, H, W]
+    images: Tensor,  # uint8 [N, 3, H, W]: the whole reference set, on every rank of a split
     extractor: Extractor,
     real_key: str | None,
     *,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
-) -> tuple[dict[str, Tensor], str]:
+    split: Split | None = None,  # several processes: see the module docstring
+) -> tuple[dict[str, Tensor] | None, str]:
     """Features of the reference images, from the cache when ``real_key`` names an entry that
-    matches; returns them and ``"hit"``, ``"miss"`` (computed and stored) or ``"off"``."""
+    matches; returns them and ``"hit"``, ``"miss"`` (computed and stored) or ``"off"``.
+
+    With ``split`` rank 0 alone reads (and writes) the cache and every rank follows its hit or
+    miss; on a miss each rank extracts its share. The features are rank 0's; others get None."""
+
+    def extract() -> dict[str, Tensor]:
+        own = images if split is None else split.rows(images)  # [N, ...] or this rank's [N_r, ...]
+        feats = extract_features(own, extractor, batch_size=batch_size, device=device)
+        return feats if split is None else split.features(feats)  # name -> [N, D]
+
     if real_key is None:
-        return extract_features(images, extractor, batch_size=batch_size, device=device), "off"
-    path, key = _cache_entry(real_key, images, extractor)
-    if path.is_file():
-        try:
-            entry = torch.load(path, map_location="cpu", weights_only=True)
-            if entry.get("key") == key:
-                return entry["features"], "hit"
-        except (RuntimeError, OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError):
-            pass  # a damaged entry is recomputed and overwritten
-    feats = extract_features(images, extractor, batch_size=batch_size, device=device)
+        feats = extract()
+        return (feats if split is None or split.main else None), "off"
+    path = key = cached = None
+    if split is None or split.main:
+        path, key = _cache_entry(real_key, images, extractor)
+        cached = _read_entry(path, key)
+    hit = cached is not None
+    if split is not None:
+        hit = split.agree(hit)  # rank 0's cache decides for every rank
+    if hit:
+        return cached, "hit"
+    feats = extract()
+    if path is None:  # a rank other than 0: rank 0 stores the entry
+        return None, "miss"
     with atomic_path(path) as tmp:  # a reader never sees half an entry
         torch.save({"key": key, "features": feats}, tmp)
     return feats, "miss"
@@ -339,7 +373,8 @@ def compute_metrics(
     batch_size: int = 64,  # images per forward pass of the extractor
     seed: int = 0,  # of KID's subsets and IS's shuffle
     kid_subset_size: int | None = None,  # None: 1000, or fewer when fewer images are given
-) -> dict[str, Any]:
+    split: Split | None = None,  # several processes: ``fake`` is this rank's share; None: one
+) -> dict[str, Any] | None:
     """Metrics of ``fake`` against ``real`` with any torch-fidelity extractor.
 
     Returns the requested values (``fid``; ``kid``, ``kid_std``; ``precision``, ``recall``,
@@ -349,29 +384,38 @@ def compute_metrics(
     "off"), ``seed``, ``kid_subsets``, ``kid_subset_size`` (None without KID),
     ``prc_neighborhood``, ``isc_splits``, ``device`` and ``versions`` (torch, torchvision,
     torch-fidelity, gankit); and ``seconds`` (``fake``, ``real``: feature extraction, ``metrics``).
+
+    With ``split`` (see the module docstring) every rank calls it with its share of ``fake`` and
+    the whole ``real``; rank 0 returns the result (its protocol adds ``processes``), the others
+    None.
     """
     wanted = _check_request(metrics, extractor)
     if batch_size <= 0:
         raise UserError(f"batch_size must be positive, got {batch_size}")
-    fake_u8 = to_uint8(fake)  # [N, 3, H, W]
+    fake_u8 = to_uint8(fake)  # [N, 3, H, W]; this rank's [N_r, 3, H, W] under a split
+    n_fake = len(fake_u8) if split is None else split.total(len(fake_u8))
     binary = any(m != "is" for m in wanted)
     if binary and real is None:
         raise UserError("fid, kid and pr compare with real images; pass reference images")
     real_u8 = to_uint8(real) if real is not None and binary else None  # [M, 3, H, W]
     n_real = None if real_u8 is None else len(real_u8)
     if kid_subset_size is None and "kid" in wanted:
-        kid_subset_size = min(KID_SUBSET_SIZE, len(fake_u8), n_real)
-    _check_counts(wanted, len(fake_u8), n_real, kid_subset_size or 0)
+        kid_subset_size = min(KID_SUBSET_SIZE, n_fake, n_real)
+    _check_counts(wanted, n_fake, n_real, kid_subset_size or 0)  # the same on every rank
 
     t0 = time.perf_counter()
     f_fake = extract_features(fake_u8, extractor, batch_size=batch_size, device=device)
+    if split is not None:
+        f_fake = split.features(f_fake)  # name -> [N, D], the ranks' shares in rank order
     t1 = time.perf_counter()
     f_real, cache = None, "off"
     if real_u8 is not None:
         f_real, cache = reference_features(
-            real_u8, extractor, real_key, batch_size=batch_size, device=device
+            real_u8, extractor, real_key, batch_size=batch_size, device=device, split=split
         )
     t2 = time.perf_counter()
+    if split is not None and not split.main:
+        return None
     values = metrics_from_features(
         f_fake,
         f_real,
@@ -384,7 +428,7 @@ def compute_metrics(
     protocol = make_protocol(
         extractor,
         wanted,
-        n_fake=len(fake_u8),
+        n_fake=n_fake,
         n_real=n_real,
         real_key=real_key,
         reference_cache=cache,
@@ -392,6 +436,8 @@ def compute_metrics(
         kid_subset_size=kid_subset_size if "kid" in wanted else None,
         device=device,
     )
+    if split is not None:  # each extracted its share of the images
+        protocol["processes"] = split.world
     return {**values, "protocol": protocol, "seconds": seconds}
 
 
@@ -407,8 +453,10 @@ def inception_metrics(
     batch_size: int = 64,  # images per forward pass of Inception
     seed: int = 0,  # of KID's subsets and IS's shuffle
     kid_subset_size: int | None = None,  # None: 1000, or fewer when fewer images are given
-) -> dict[str, Any]:
-    """FID, KID, precision/recall and IS with the standard Inception-v3 (``compute_metrics``)."""
+    split: Split | None = None,  # several processes: ``fake`` is this rank's share; None: one
+) -> dict[str, Any] | None:
+    """FID, KID, precision/recall and IS with the standard Inception-v3 (``compute_metrics``);
+    with ``split``, rank 0's result and None on the other ranks."""
     metrics = tuple(metrics)
     extractor = load_extractor(weights, device=device, need_is="is" in metrics)
     return compute_metrics(
@@ -421,4 +469,5 @@ def inception_metrics(
         batch_size=batch_size,
         seed=seed,
         kid_subset_size=kid_subset_size,
+        split=split,
     )

@@ -19,7 +19,8 @@ rank in the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), joins the pr
 - **Buffers** (batch-norm statistics, StyleGAN's ``w_avg``) are broadcast from rank 0 once per
   step, not at each forward: a variant may call a net a different number of times on each rank.
 - **Control** (stop flags, logged means, per-rank checkpoint parts) goes over a gloo group, so it
-  never costs a device synchronisation.
+  never costs a device synchronisation; so do the features of a periodic evaluation, which every
+  rank extracts for its share of the samples (``all_gather_rows``, ``gankit.evaluation``).
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from torch import Tensor, nn
 
 from ..errors import UserError
 
-# a collective waits this long for a slow rank (rank 0 alone writes pictures and metrics) before
-# torch.distributed gives up; a rank that dies closes its sockets and is noticed at once
+# a collective waits this long for a slow rank (rank 0 alone writes pictures and runs the metrics
+# that do not split) before torch.distributed gives up; a rank that dies closes its sockets and is
+# noticed at once
 TIMEOUT = datetime.timedelta(hours=2)
 
 
@@ -128,6 +130,30 @@ def gather(obj: Any, d: Dist) -> list[Any] | None:
     out = [None] * d.world if d.main else None
     dist.gather_object(obj, out, dst=0, group=d.control)
     return out
+
+
+def all_gather_rows(rows: Tensor, d: Dist) -> Tensor:
+    """Every rank's ``rows`` ``[n_r, ...]`` concatenated in rank order, on every rank:
+    ``[n_0 + ... + n_{world-1}, ...]`` on the CPU (a distributed evaluation's features).
+
+    The counts may differ by rank: each rank's rows are padded to the largest count for the
+    collective and cut back after. It runs on the CPU over the control group (gloo under NCCL
+    too): features are small next to the network passes that made them, and a CPU collective
+    needs no device synchronisation and no NCCL-specific device placement."""
+    rows = rows.detach().cpu()
+    if not d.enabled:
+        return rows
+    import torch.distributed as dist
+
+    count = torch.tensor([rows.shape[0]], dtype=torch.int64)
+    counts = [torch.zeros_like(count) for _ in range(d.world)]
+    dist.all_gather(counts, count, group=d.control)
+    sizes = [int(c) for c in counts]
+    padded = rows.new_zeros((max(sizes), *rows.shape[1:]))  # [max n_r, ...]
+    padded[: rows.shape[0]] = rows
+    parts = [torch.empty_like(padded) for _ in range(d.world)]
+    dist.all_gather(parts, padded, group=d.control)
+    return torch.cat([p[:k] for p, k in zip(parts, sizes, strict=True)])  # [sum n_r, ...]
 
 
 def any_true(flag: bool, d: Dist) -> bool:

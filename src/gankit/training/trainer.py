@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import signal
@@ -391,14 +392,14 @@ class Trainer:
                         for msg in self.diagnostics.observe(row):
                             logger.warn(msg)
                     logger.row(row)
-                # rank 0 alone draws, evaluates and writes
+                # rank 0 alone draws and writes samples
                 if d.main and (self.step % cfg.log.sample_every == 0 or last):
                     fake = self._generate()
                     self._save_samples(fake)
                     for msg in self.diagnostics.check_samples(self.step, fake):
                         logger.warn(msg)
-                if d.main and cfg.eval.every and (self.step % cfg.eval.every == 0 or last):
-                    self._evaluate(logger)
+                if cfg.eval.every and (self.step % cfg.eval.every == 0 or last):
+                    self._evaluate(logger)  # every rank: each extracts its share of the samples
                 if self.step % cfg.log.checkpoint_every == 0 or last:
                     self.elapsed = time.perf_counter() - t0
                     self._save()
@@ -441,10 +442,18 @@ class Trainer:
         evaluation.check(self.cfg, self.source.kind, self.cfg.eval.metrics)
 
     def _evaluate(self, logger: Logger) -> None:
+        """Periodic metrics of the sampling net (``gankit.evaluation``), logged by rank 0.
+
+        Every rank calls it. Under torchrun each generates and extracts the features of its share
+        of the samples, gathered over the control group (``distributed.all_gather_rows``), and
+        rank 0 computes and logs the values one process would get from the same seed; metrics
+        that do not split (cacc, ppl, Stacked MNIST modes, 2-D and 1-D metrics) run on rank 0
+        alone while the others go on to the next collective."""
         from .. import evaluation
         from ..generator import Generator
+        from ..metrics.split import Split
 
-        cfg = self.cfg
+        cfg, d = self.cfg, self.dist
         gen = Generator(
             self.sampling_net, cfg, self.source.shape, self.num_classes, self.source.kind, self.step
         )
@@ -454,9 +463,14 @@ class Trainer:
             device=str(self.device),
             inception_weights=cfg.eval.inception_weights,
         )
+        split = None
+        if d.enabled:
+            split = Split(d.rank, d.world, functools.partial(distributed.all_gather_rows, d=d))
         # metric nets are big enough to use every thread, unless the user chose a count
         with _cpu_threads(self.cfg.threads or self._all_threads):
-            res = evaluation.evaluate_generator(gen, cfg.eval.metrics, opts)
+            res = evaluation.evaluate_generator(gen, cfg.eval.metrics, opts, split)
+        if res is None:  # a rank other than 0: its shares are in rank 0's numbers
+            return
         values = {
             k: v
             for k, v in res.items()
