@@ -519,8 +519,8 @@ CONFIG = [
     C("old-key", "train out={tmp} train.gp_weight=1", "train.gp_weight is now variant.gp_weight"),
     C(
         "option-of-another-variant",
-        "train out={tmp} variant.clip=0.1",
-        "variant gan has no options; drop variant.clip",
+        "train out={tmp} train.variant=lsgan variant.clip=0.1",
+        "variant lsgan has no options; drop variant.clip",
         "{tmp}/ring",
     ),
     C(

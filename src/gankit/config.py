@@ -67,6 +67,9 @@ class ModelConfig:
     batchnorm: bool = True  # batch norm in G and D (dcgan); WGAN-GP critics turn it off
     cond: Literal["onehot", "embed"] = "onehot"  # how class labels enter G and D
     d_output: Literal["linear", "autoencoder"] = "linear"  # D head; EBGAN uses an autoencoder
+    # remedies for mode collapse in D (mlp and dcgan; nets/style_layers.py, nets/spectral.py)
+    mbstd: int = 0  # minibatch std-dev group size (Karras et al. 2018; their 4); 0 = off
+    spectral_norm: bool = False  # spectral normalisation of D's layers (Miyato et al. 2018)
     # the options of model.net, declared and checked in that family's own file (e.g.
     # model.options.w_dim=128 for stylegan); a run's config.yaml holds them, defaults resolved
     options: dict[str, Any] = field(default_factory=dict)
@@ -81,6 +84,8 @@ class TrainConfig:
     # resumes; 0 = no limit. train.steps stays the ceiling. For budgets and equal-time comparisons
     batch_size: int = 256
     n_critic: int = 1  # D updates per G update
+    pac: int = 1  # PacGAN (Lin et al. 2018): D scores packs of pac samples (nets/packing.py);
+    # 1 = off. train.batch_size counts samples, so D sees batch_size / pac packs
     optimizer: Literal["adam", "rmsprop"] = "adam"
     lr_g: float = 1e-3
     lr_d: float = 1e-3
@@ -562,6 +567,7 @@ def validate(cfg: Config) -> None:
         raise UserError(f"seed must be in 0..{SEED_MAX}, got {cfg.seed}")
     if cfg.threads < 0:
         raise UserError(f"threads must be 0 (auto) or positive, got {cfg.threads}")
+    _validate_remedies(cfg)
     if cfg.model.depth < 1:
         raise UserError(f"model.depth must be at least 1, got {cfg.model.depth}")
     if not 0 <= cfg.model.dropout < 1:
@@ -606,6 +612,27 @@ def validate(cfg: Config) -> None:
         or (dev.startswith("cuda:") and n.isascii() and n.isdigit())
     ):
         raise UserError(f"device must be auto, cpu, cuda, cuda:N or mps, got {dev!r}")
+
+
+def _validate_remedies(cfg: Config) -> None:
+    """train.pac and model.mbstd: ranges, and what packing cannot do."""
+    pac, batch = cfg.train.pac, cfg.train.batch_size
+    if pac < 1:
+        raise UserError(f"train.pac must be at least 1 (1 = no packing), got {pac}")
+    if batch % pac:
+        raise UserError(
+            f"train.batch_size={batch} must be divisible by train.pac={pac}: D scores packs of "
+            "train.pac samples"
+        )
+    if pac > 1 and cfg.data.classes:
+        raise UserError(
+            "train.pac packs unlabelled samples (a pack would hold several classes); set "
+            "data.classes=false or train.pac=1"
+        )
+    if cfg.model.mbstd < 0 or cfg.model.mbstd == 1:
+        raise UserError(
+            f"model.mbstd must be 0 (off) or a group size of at least 2, got {cfg.model.mbstd}"
+        )
 
 
 DOMAIN_SHARED = ("size", "channels", "root", "download")  # set once, in data.*, for both domains

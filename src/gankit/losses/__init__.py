@@ -1,4 +1,4 @@
-"""Losses: pure functions of scores, and penalties."""
+"""Losses: pure functions of scores, penalties, and the unrolled D of Metz et al. 2017."""
 
 from .adversarial import (
     bce_d,
@@ -14,6 +14,7 @@ from .adversarial import (
 )
 from .penalties import gradient_penalty, path_lengths, r1_penalty
 from .reconstruction import cycle_loss, identity_loss
+from .unrolled import unrolled_scores
 
 __all__ = [
     "bce_d",
@@ -29,6 +30,7 @@ __all__ = [
     "path_lengths",
     "pull_away",
     "r1_penalty",
+    "unrolled_scores",
     "wasserstein_d",
     "wasserstein_g",
 ]

@@ -3,6 +3,8 @@
 - Gradient penalty of WGAN-GP (Gulrajani et al. 2017): lambda * (||grad D(x_hat)|| - 1)^2 on
   x_hat = eps * x + (1 - eps) * G(z), eps ~ U[0, 1] per sample.
 - R1 (Mescheder et al. 2018): ||grad_x D(x)||^2 on real images; StyleGAN weighs it gamma / 2.
+- Both take the gradient norm per score of D: a packed D (PacGAN, Lin et al. 2018) returns one
+  score per pack of m consecutive samples, and the norm runs over the pack, D's real input.
 - Path-length regularisation (Karras et al. 2020): for y ~ N(0, I / (H W)) and images g(w),
   the length ``a = ||J_w^T y||`` should stay at its running mean: (a - mean)^2.
 """
@@ -19,7 +21,8 @@ from torch import Tensor
 def gradient_penalty(
     critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, eps: Tensor | None = None
 ) -> Tensor:
-    """E[(||grad_x D(x_hat)||_2 - 1)^2] (unweighted); ``eps`` [N] defaults to U[0, 1)."""
+    """E[(||grad_x D(x_hat)||_2 - 1)^2] (unweighted); ``eps`` [N] defaults to U[0, 1), one
+    per sample. The norm is per score: over each pack of samples when D scores packs."""
     if real.shape != fake.shape:
         raise ValueError(f"real {tuple(real.shape)} and fake {tuple(fake.shape)} differ in shape")
     n = real.shape[0]
@@ -27,18 +30,19 @@ def gradient_penalty(
         eps = torch.rand(n, device=real.device, dtype=real.dtype)
     eps = eps.view(n, *([1] * (real.dim() - 1)))  # [N, 1, ...] broadcasts over a sample
     x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    scores = critic(x_hat)  # [N]
+    scores = critic(x_hat)  # [S]: S = N, or N / m packs
     (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
-    norm = grad.flatten(1).norm(2, dim=1)  # [N]
+    norm = grad.reshape(scores.shape[0], -1).norm(2, dim=1)  # [S]
     return (norm - 1).pow(2).mean()
 
 
 def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
-    """``||grad_x D(x)||^2`` per real sample ``[N]`` (unweighted), differentiable for D."""
+    """``||grad_x D(x)||^2`` per score ``[S]`` (unweighted), differentiable for D: per real
+    sample (S = N), or per pack of samples when D scores packs."""
     x = real.detach().requires_grad_(True)
-    scores = critic(x)  # [N]
+    scores = critic(x)  # [S]
     (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
-    return grad.flatten(1).square().sum(dim=1)  # [N]
+    return grad.reshape(scores.shape[0], -1).square().sum(dim=1)  # [S]
 
 
 def path_lengths(images: Tensor, ws: Tensor, noise: Tensor | None = None) -> Tensor:

@@ -3,11 +3,17 @@
 Families: ``mlp`` (Goodfellow et al. 2014), ``dcgan`` (Radford et al. 2016) and ``stylegan``
 (Karras et al. 2019, 2020), whose own options sit in ``model.options``; conditioning
 (Mirza and Osindero 2014; Miyato and Koyama 2018) and EBGAN's autoencoder D (Zhao et al. 2017)
-are options of both. A family registers ``build(role, cfg, shape, num_classes) -> nn.Module``;
-one with options of its own gives ``build`` an ``Options`` dataclass attribute.
+are options of both. Three remedies for mode collapse change D: packing (``packing.py``,
+PacGAN, Lin et al. 2018; any family), spectral normalisation (``spectral.py``, Miyato et al. 2018)
+and minibatch standard deviation (``model.mbstd``, Karras et al. 2018), the last two for the mlp
+and dcgan D (StyleGAN's D has its own minibatch-std layer and equalized learning rate).
+
+A family registers ``build(role, cfg, shape, num_classes) -> nn.Module``; one with options of its
+own gives ``build`` an ``Options`` dataclass attribute.
 
 Contract: ``G(z [N, z_dim], y [N] | None) -> [N, *shape]`` and ``D(x [N, *shape], y) -> [N]``
-raw scores, higher = more real, no sigmoid.
+raw scores, higher = more real, no sigmoid. A packed D (``train.pac=m``) returns ``[N/m]``
+scores, one per pack of m samples, and scores single points with ``D.score_points(x) -> [N]``.
 """
 
 from __future__ import annotations
@@ -22,11 +28,14 @@ from ..config import ModelConfig, build_options
 from ..errors import UserError
 from ..registry import NETS
 from . import dcgan, mlp, stylegan  # noqa: F401  (registers "dcgan", "mlp" and "stylegan")
-from .layers import check_labels, check_shape, init_normal
+from .layers import check_build_args, check_labels, check_shape, init_normal
+from .packing import PackedD, packed_shape
 from .patchgan import PatchDiscriminator  # CycleGAN's D (Isola et al. 2017)
 from .resnet import ResnetGenerator  # CycleGAN's G (Zhu et al. 2017)
+from .spectral import spectral_norm_
 
 __all__ = [
+    "PackedD",
     "PatchDiscriminator",
     "ResnetGenerator",
     "build_discriminator",
@@ -63,7 +72,29 @@ def build_generator(cfg: ModelConfig, shape: Sequence[int], num_classes: int = 0
     return NETS.get(cfg.net)("G", cfg, shape, num_classes)
 
 
-def build_discriminator(cfg: ModelConfig, shape: Sequence[int], num_classes: int = 0) -> nn.Module:
-    """D for one data sample's ``shape``; returns raw scores ``[N]``, higher = more real."""
+def build_discriminator(
+    cfg: ModelConfig, shape: Sequence[int], num_classes: int = 0, pac: int = 1
+) -> nn.Module:
+    """D for one data sample's ``shape``; returns raw scores ``[N]``, higher = more real.
+
+    ``pac > 1`` (``train.pac``): a ``PackedD`` around a D built for packs of ``pac`` samples,
+    returning ``[N / pac]`` scores. ``cfg.spectral_norm``: every layer spectrally normalised."""
     resolve_options(cfg)
-    return NETS.get(cfg.net)("D", cfg, shape, num_classes)
+    if not (isinstance(pac, int) and pac >= 1):
+        raise ValueError(f"pac must be an integer >= 1 (1 = no packing), got {pac!r}")
+    autoencoder = cfg.d_output == "autoencoder"
+    if cfg.mbstd and autoencoder:
+        raise UserError(
+            "model.mbstd is a layer of a D that scores samples, not of an autoencoder D "
+            "(model.d_output=autoencoder, as ebgan's); set model.mbstd=0"
+        )
+    if pac == 1:
+        net = NETS.get(cfg.net)("D", cfg, shape, num_classes)
+    elif autoencoder or num_classes:
+        what = "an autoencoder D (ebgan's)" if autoencoder else "a conditional D"
+        raise UserError(f"train.pac cannot pack the inputs of {what}; set train.pac=1")
+    else:
+        shape = check_build_args(shape, 0)
+        inner = NETS.get(cfg.net)("D", cfg, packed_shape(shape, pac), 0)  # input: m samples
+        net = PackedD(inner, pac, shape)
+    return spectral_norm_(net) if cfg.spectral_norm else net

@@ -15,6 +15,10 @@ Channels with ``w = cfg.width`` (64 in the presets):
 Batch norm (``cfg.batchnorm``) follows every layer but G's output and D's input; WGAN-GP
 critics turn it off. D may add ``Dropout2d(cfg.dropout)`` after each block. Weights are drawn
 as in the paper: N(0, 0.02), batch norm scales N(1, 0.02), biases 0.
+
+``model.mbstd=G`` puts a minibatch standard-deviation map (Karras et al. 2018; the layer of
+StyleGAN's D) before D's last convolution, as Karras et al. do before their last block. D takes
+any number of input channels: a packed D (PacGAN, ``train.pac``) sees m images' channels at once.
 """
 
 from __future__ import annotations
@@ -36,14 +40,19 @@ from .layers import (
     check_shape,
     dcgan_init_,
 )
+from .style_layers import MinibatchStd
 
 # image side -> (side of G's first map, channels of that map / width)
 SIZES: dict[int, tuple[int, int]] = {28: (7, 4), 32: (4, 4), 64: (4, 8)}
 
 
-def plan(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[int, list[int]]:
-    """(side of G's first map, channels of G's maps from the first to the last hidden one)."""
-    if len(shape) != 3 or shape[0] not in (1, 3) or shape[1] != shape[2] or shape[1] not in SIZES:
+def plan(
+    cfg: ModelConfig, shape: tuple[int, ...], any_channels: bool = False
+) -> tuple[int, list[int]]:
+    """(side of G's first map, channels of G's maps from the first to the last hidden one);
+    ``any_channels``: D's input may have any number of channels (packed images)."""
+    channels_ok = shape[0] >= 1 if any_channels else shape[0] in (1, 3)
+    if len(shape) != 3 or not channels_ok or shape[1] != shape[2] or shape[1] not in SIZES:
         raise UserError(
             f"model.net=dcgan supports square 28, 32 or 64 px images with 1 or 3 channels, "
             f"got data of shape {tuple(shape)}; set data.size to one of those or use model.net=mlp"
@@ -68,13 +77,22 @@ def up_stack(chans: list[int], out_channels: int, batchnorm: bool) -> nn.Sequent
 
 
 def down_stack(
-    in_channels: int, chans: list[int], leak: float, batchnorm: bool, dropout: float
+    in_channels: int,
+    chans: list[int],
+    leak: float,
+    batchnorm: bool,
+    dropout: float,
+    mbstd: int = 0,
 ) -> nn.Sequential:
     """Stride-2 convs ``in_channels -> chans[0] -> ...``, each halving H and W, then
-    (BatchNorm, not on the first) LeakyReLU (Dropout2d)."""
+    (BatchNorm, not on the first) LeakyReLU (Dropout2d); ``mbstd`` > 0 adds a minibatch-std
+    map before the last conv."""
     layers: list[nn.Module] = []
     for i, c in enumerate(chans):
         bn = batchnorm and i > 0
+        if mbstd and i == len(chans) - 1:
+            layers.append(MinibatchStd(mbstd))  # [N, in_channels + 1, h, h]
+            in_channels += 1
         layers.append(nn.Conv2d(in_channels, c, 4, 2, 1, bias=not bn))
         layers += [nn.BatchNorm2d(c)] if bn else []
         layers.append(nn.LeakyReLU(leak))
@@ -123,11 +141,10 @@ class DCGANDiscriminator(nn.Module):
         self.cfg = dataclasses.replace(cfg)
         self.shape = check_build_args(shape, num_classes)
         self.num_classes = num_classes
-        base, chans = plan(cfg, self.shape)
+        base, chans = plan(cfg, self.shape, any_channels=True)
         self.label = LabelInput("onehot", num_classes if cfg.cond == "onehot" else 0)
-        self.body = down_stack(
-            self.shape[0] + self.label.dim, chans[::-1], cfg.leak, cfg.batchnorm, cfg.dropout
-        )
+        c_in = self.shape[0] + self.label.dim
+        self.body = down_stack(c_in, chans[::-1], cfg.leak, cfg.batchnorm, cfg.dropout, cfg.mbstd)
         self.head = ScoreHead(chans[0] * base * base, num_classes if cfg.cond == "embed" else 0)
         self.apply(dcgan_init_)
 

@@ -10,6 +10,10 @@ Both nets use LeakyReLU(cfg.leak); D applies dropout (cfg.dropout, 0.3 in the cl
 after each hidden layer. There is no batch norm: the original MLP GAN had none, and a
 discriminator without it keeps each sample's score independent of the rest of the batch, which
 the gradient penalty of WGAN-GP relies on. Weights keep PyTorch's default init.
+
+``model.mbstd=G`` puts a minibatch standard-deviation layer (Karras et al. 2018; the layer of
+StyleGAN's D) before D's last hidden layer: that layer sees one more input, the spread of the
+features over groups of G samples.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .layers import (
     check_shape,
     mlp_stack,
 )
+from .style_layers import MinibatchStd
 
 
 def hidden_widths(cfg: ModelConfig, shape: tuple[int, ...]) -> list[int]:
@@ -38,6 +43,22 @@ def hidden_widths(cfg: ModelConfig, shape: tuple[int, ...]) -> list[int]:
     if len(shape) == 1:
         return [cfg.width] * cfg.depth
     return [cfg.width * 2**i for i in range(cfg.depth)]
+
+
+def d_stack(
+    in_dim: int, widths: list[int], leak: float, dropout: float, mbstd: int
+) -> nn.Sequential:
+    """D's hidden layers; with ``mbstd`` > 0 the minibatch-std layer comes before the last one
+    (off: the plain stack, so checkpoints of earlier runs keep their parameter names)."""
+    if not mbstd:
+        return mlp_stack(in_dim, widths, leak, dropout)
+    first = mlp_stack(in_dim, widths[:-1], leak, dropout)  # [N, widths[-2]] (or the input)
+    last_in = widths[-2] if len(widths) > 1 else in_dim
+    return nn.Sequential(
+        first,
+        MinibatchStd(mbstd),  # [N, last_in + 1]
+        mlp_stack(last_in + 1, widths[-1:], leak, dropout),  # [N, widths[-1]]
+    )
 
 
 class MLPGenerator(nn.Module):
@@ -79,7 +100,7 @@ class MLPDiscriminator(nn.Module):
         widths = hidden_widths(cfg, self.shape)[::-1]
         self.label = LabelInput("onehot", num_classes if cfg.cond == "onehot" else 0)
         in_dim = math.prod(self.shape) + self.label.dim
-        self.body = mlp_stack(in_dim, widths, cfg.leak, cfg.dropout)
+        self.body = d_stack(in_dim, widths, cfg.leak, cfg.dropout, cfg.mbstd)
         self.head = ScoreHead(widths[-1], num_classes if cfg.cond == "embed" else 0)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:

@@ -11,6 +11,9 @@ StyleGAN") in plain PyTorch: no custom CUDA ops, so they run wherever torch runs
 - Filtered resampling with the binomial filter [1, 3, 3, 1] (outer product, normalised to sum 1):
   up-sampling inserts zeros and filters (gain 4), down-sampling filters and keeps every second
   pixel. Edges are replicated, so a constant image stays exactly constant.
+- Minibatch standard deviation (Karras et al. 2018, "Progressive growing of GANs"): one extra
+  feature, the batch's spread; StyleGAN's D uses it, and so do the mlp and dcgan D with
+  ``model.mbstd`` (``MinibatchStd``).
 """
 
 from __future__ import annotations
@@ -141,13 +144,30 @@ class ToRGB(nn.Module):
 
 
 def minibatch_std(x: Tensor, group: int = 4) -> Tensor:
-    """Append one feature map: the standard deviation of each feature across a group of samples,
+    """Append one feature: the standard deviation of each feature across a group of samples,
     averaged over features and pixels (Karras et al. 2018). Samples ``i, i + N/G, ...`` form a
-    group of ``G = gcd(group, N)``; ``[N, C, H, W]`` -> ``[N, C + 1, H, W]``."""
-    n, c, h, w = x.shape
+    group of ``G = gcd(group, N)``; ``[N, C, H, W]`` -> ``[N, C + 1, H, W]``, and for the
+    features of an MLP ``[N, F]`` -> ``[N, F + 1]``."""
+    n, c, *rest = x.shape
     g = math.gcd(group, n)
-    y = x.float().reshape(g, n // g, c, h, w)  # [G, M, C, H, W]
-    y = (y - y.mean(dim=0)).square().mean(dim=0)  # [M, C, H, W]: variance over the group
-    y = (y + 1e-8).sqrt().mean(dim=[1, 2, 3])  # [M]
-    y = y.to(x.dtype).reshape(1, n // g, 1, 1, 1).expand(g, -1, 1, h, w).reshape(n, 1, h, w)
-    return torch.cat([x, y], dim=1)  # [N, C + 1, H, W]
+    y = x.float().reshape(g, n // g, c, *rest)  # [G, M, C, ...]
+    y = (y - y.mean(dim=0)).square().mean(dim=0)  # [M, C, ...]: variance over the group
+    y = (y + 1e-8).sqrt().mean(dim=list(range(1, y.dim())))  # [M]
+    ones = [1] * len(rest)
+    y = y.to(x.dtype).reshape(1, n // g, 1, *ones).expand(g, -1, 1, *rest).reshape(n, 1, *rest)
+    return torch.cat([x, y], dim=1)  # [N, C + 1, ...]
+
+
+class MinibatchStd(nn.Module):
+    """``minibatch_std`` as a layer, for the mlp and dcgan discriminators (``model.mbstd``): D
+    sees how diverse its batch is, so a generator that collapses is easy to tell from data."""
+
+    def __init__(self, group: int):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: Tensor) -> Tensor:
+        return minibatch_std(x, self.group)  # [N, C + 1, ...]
+
+    def extra_repr(self) -> str:
+        return f"group={self.group}"

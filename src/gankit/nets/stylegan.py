@@ -96,6 +96,8 @@ def check_config(cfg: ModelConfig, shape: tuple[int, ...]) -> int:
         ("batchnorm", cfg.batchnorm, "model.batchnorm=false"),
         ("dropout", cfg.dropout > 0, "model.dropout=0"),
         ("d_output", cfg.d_output != "linear", "model.d_output=linear"),
+        ("spectral_norm", cfg.spectral_norm, "model.spectral_norm=false (R1 regularises its D)"),
+        ("mbstd", cfg.mbstd > 0, "model.mbstd=0 (its D has one: model.options.mbstd_group)"),
     ):
         if bad:
             raise UserError(f"model.net=stylegan has no {key} option; set {fix}")

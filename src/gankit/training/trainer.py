@@ -110,6 +110,11 @@ class Trainer:
         )
         self.phases: list[Phase] = self.variant.phases()
         self.nets = self.variant.build_nets(self.source.shape, self.num_classes)
+        if cfg.train.pac > 1 and all(getattr(n, "pac", 1) == 1 for n in self.nets.values()):
+            raise UserError(  # a variant whose own nets ignore nets.build_discriminator's packing
+                f"train.variant={cfg.train.variant} builds discriminators that do not pack "
+                "samples; set train.pac=1"
+            )
         if cfg.train.sync_bn:
             distributed.convert_sync_bn(self.nets, self.dist, self.device)
         self.nets = {k: v.to(self.device) for k, v in self.nets.items()}
@@ -501,7 +506,8 @@ class Trainer:
         D = self.nets["D"]
         was_training = D.training
         D.eval()
-        s = D(pts.to(self.device)).float().cpu()  # [M]
+        score = getattr(D, "score_points", D)  # a packed D scores a pack of copies of each point
+        s = score(pts.to(self.device)).float().cpu()  # [M]
         D.train(was_training)
         return torch.sigmoid(s) if self.variant.probabilities else s
 

@@ -138,7 +138,7 @@ class Variant:
     def build_nets(self, shape: tuple[int, ...], num_classes: int) -> dict[str, nn.Module]:
         return {
             "G": build_generator(self.cfg.model, shape, num_classes),
-            "D": build_discriminator(self.cfg.model, shape, num_classes),
+            "D": build_discriminator(self.cfg.model, shape, num_classes, self.tcfg.pac),
         }
 
     def lr(self, player: str) -> float:

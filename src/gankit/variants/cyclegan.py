@@ -78,6 +78,8 @@ class CycleGAN(Variant):
             "train.n_critic": (cfg.train.n_critic != 1, "1 (each D steps once per step)"),
             "train.label_smoothing": (cfg.train.label_smoothing > 0, "0"),
             "data.classes": (cfg.data.classes, "false (translation is unconditional)"),
+            "model.spectral_norm": (cfg.model.spectral_norm, "false (its PatchGAN D is its own)"),
+            "model.mbstd": (cfg.model.mbstd > 0, "0 (its PatchGAN D is its own)"),
         }
         for key, (bad, fix) in refused.items():
             if bad:

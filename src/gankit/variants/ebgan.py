@@ -54,7 +54,7 @@ class EBGAN(Variant):
         d_cfg = dataclasses.replace(self.cfg.model, d_output="autoencoder")
         return {
             "G": build_generator(self.cfg.model, shape, num_classes),
-            "D": build_discriminator(d_cfg, shape, num_classes),
+            "D": build_discriminator(d_cfg, shape, num_classes, self.tcfg.pac),  # refuses pac
         }
 
     def loss(self, phase: str, nets: dict[str, nn.Module], batch: Batch) -> LossOut:
