@@ -1,0 +1,52 @@
+"""The benchmarks' resumable machinery (benchmarks/_common.py): a finished run is skipped, an
+interrupted one resumes exactly, a folder of another experiment is refused, measurements are
+cached under their settings, and the CPU account survives a killed session."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import _common  # noqa: E402
+
+TINY = ["train.batch_size=32", "model.width=16", "log.every=5", "log.checkpoint_every=5"]
+
+
+def test_results_cache_is_keyed_by_settings(tmp_path):
+    path = tmp_path / "results.json"
+    res = _common.Results(path)
+    res.put("a", {"n": 10, "pair": (1, 2)}, {"fid": 3.5})
+    again = _common.Results(path)  # a later session
+    assert again.get("a", {"n": 10, "pair": [1, 2]}) == {"fid": 3.5}
+    assert again.get("a", {"n": 20, "pair": [1, 2]}) is None
+    res.put("b", {}, 1)  # merged with what is on disk, not overwriting it
+    assert set(json.loads(path.read_text())) == {"a", "b"}
+
+
+def test_train_skip_resume_and_refuse(tmp_path):
+    notes = []
+    run, s, how = _common.train_or_resume("ring", tmp_path, "r", 12, TINY, notes.append)
+    assert how == "trained" and s["steps"] == 12 and not s["interrupted"]
+    assert _common.train_or_resume("ring", tmp_path, "r", 12, TINY)[2] == "done"
+    # a session killed after step 10: its newest checkpoint and summary are gone
+    (run / "checkpoints" / "step_0000012.pt").unlink()
+    (run / "summary.json").write_text('{"steps": 1')  # half written
+    _, s2, how = _common.train_or_resume("ring", tmp_path, "r", 12, TINY, notes.append)
+    assert how == "resumed" and notes[-1] == "r: resuming from step 10 to 12"
+    assert s2["high_quality"] == s["high_quality"] and s2["loss_D"] == s["loss_D"]
+    cpu, complete = _common.cpu_seconds(run, 12)
+    assert cpu > 0 and complete
+    with pytest.raises(SystemExit, match="train.lr_g"):
+        _common.train_or_resume("ring", tmp_path, "r", 12, [*TINY, "train.lr_g=0.01"])
+
+
+def test_cpu_account_estimates_a_killed_session(tmp_path):
+    segs = [{"from": 0, "to": 40, "cpu_s": 4.0}, {"from": 60, "to": 100, "cpu_s": 4.0}]
+    (tmp_path / _common.LEDGER).write_text(json.dumps(segs))
+    cpu, complete = _common.cpu_seconds(tmp_path, 100)  # steps 40-60 ran in a killed session
+    assert cpu == pytest.approx(10.0) and not complete
