@@ -37,8 +37,9 @@ def main() -> int:
     nets = _seen["trainer"].nets
     state = {n: {k: v.cpu() for k, v in net.state_dict().items()} for n, net in nets.items()}
     torch.save(state, dump / f"rank{rank}.pt")
-    if torch.distributed.is_initialized():  # leave the group before exit, not in destructors
-        torch.distributed.destroy_process_group()
+    if torch.distributed.is_initialized():  # leave the group before exit, not in destructors,
+        torch.distributed.barrier()  # and together: a rank that tore down while the other was
+        torch.distributed.destroy_process_group()  # still in gloo aborted once on a loaded CPU
     return 0
 
 
