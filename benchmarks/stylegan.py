@@ -122,6 +122,10 @@ def _train(preset: str, out: Path, steps: int, over: list[str]) -> Path:
     return run
 
 
+def _summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())
+
+
 def _done(run: Path, steps: int | None = None) -> bool:
     """Whether ``run`` finished: its ``steps``, or (``None``) the end of its time budget."""
     summary = run / "summary.json"
@@ -314,8 +318,7 @@ def _baseline(data, run_sg, steps, results, over, root, weights, args) -> list[s
     sg, dc = PRESETS[data]
     if args.minutes:
         run_sg, run_dc = _side_by_side((sg, dc), Path(args.out), args.minutes, over)
-        s_sg = json.loads((run_sg / "summary.json").read_text())
-        s_dc = json.loads((run_dc / "summary.json").read_text())
+        s_sg, s_dc = _summary(run_sg), _summary(run_dc)
         md = [
             f"Equal time by budget: {sg} and {dc} trained side by side, one thread each, for "
             f"train.minutes={args.minutes:g}: {s_sg['steps']} StyleGAN steps "
@@ -337,8 +340,7 @@ def _baseline(data, run_sg, steps, results, over, root, weights, args) -> list[s
             flush=True,
         )
     run_dc = _train(dc, Path(args.out), dc_steps, over)
-    s_sg = json.loads((run_sg / "summary.json").read_text())
-    s_dc = json.loads((run_dc / "summary.json").read_text())
+    s_sg, s_dc = _summary(run_sg), _summary(run_dc)
     md = [
         f"Equal CPU time: {sg} {rate[sg]:.3f} s/step and {dc} {rate[dc]:.3f} s/step timed back "
         f"to back ({args.probe_steps} steps each), so {steps} StyleGAN steps = {dc_steps} DCGAN "
@@ -367,8 +369,7 @@ def _fid_table(data, run_sg, run_dc, results, root, weights, args) -> list[str]:
     if args.skip_fid:
         return []
     sg, dc = PRESETS[data]
-    s_sg = json.loads((run_sg / "summary.json").read_text())
-    s_dc = json.loads((run_dc / "summary.json").read_text())
+    s_sg, s_dc = _summary(run_sg), _summary(run_dc)
     md = []
     key = {"n": args.fid_n, "steps": [s_sg["steps"], s_dc["steps"]]}
     fid = results.get(f"{data}/fid", key)
@@ -408,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             run_sg = _side_by_side((sg, dc), out, args.minutes, over)[0]
         else:
             run_sg = _train(sg, out, steps, over)
-        s_sg = json.loads((run_sg / "summary.json").read_text())
+        s_sg = _summary(run_sg)
         md = [f"# StyleGAN2 benchmark: {data}\n"]
         md.append(
             f"{sg}: {s_sg['steps']} steps in {s_sg['seconds']:.0f} s on a shared machine "

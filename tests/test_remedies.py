@@ -29,6 +29,7 @@ from gankit.training import checkpoint
 from gankit.training.trainer import Trainer
 from gankit.variants import Batch
 from gankit.variants.gan import GAN
+from test_train import _same  # bit-identical nested state
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -417,21 +418,6 @@ def test_unrolled_scores_with_no_steps_are_ds_scores():
 
 # ---------------------------------------------------------------------------------------------
 # exact resume with the remedies on
-
-
-def _same(a, b, where=""):
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"{where} differs"
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 @pytest.mark.parametrize(

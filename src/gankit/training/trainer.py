@@ -414,8 +414,7 @@ class Trainer:
                         f"time limit of train.minutes={cfg.train.minutes:g} reached at step "
                         f"{self.step}; checkpoint saved (resume with a larger train.minutes, or "
                         "train.minutes=0 to train on to train.steps)"
-                    )
-                    break
+                    )  # the loop's condition ends the run here
             if interrupted:
                 self.elapsed = time.perf_counter() - t0
                 self._check_guard()
