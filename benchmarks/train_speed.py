@@ -4,7 +4,9 @@
                                      [--compile] [--world 2] [--out runs/train_speed]
 
 For each preset, in one process and one after the other (ratios, not absolute figures, are what
-a shared machine measures well):
+a shared machine measures well; ``--repeats R`` alternates plain and trainer R times and reports
+the median of the R pairwise ratios with their range, so that a load spike hits one pair, not
+the verdict):
 
 - **trainer**: ``gankit.train`` at the preset's batch; images/s as the trainer logs it (real
   images D sees per second, batch x n_critic per step), the first logging window dropped;
@@ -66,9 +68,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def plain_loop(t: Trainer, steps: int) -> tuple[float, float, list[str]]:
+def plain_loop(t: Trainer, steps: int, count: bool = True) -> tuple[float, float, list[str]]:
     """(images/s, FLOPs per step, phases whose FLOPs could not be counted) of a hand-written
-    loop over the trainer's nets and data."""
+    loop over the trainer's nets and data (FLOPs only when ``count``)."""
     v, nets, opts, dev = t.variant, t.nets, t.opts, t.device
     ema = EMA(nets[v.sampler_player], t.cfg.train.ema) if t.cfg.train.ema > 0 else None
     z_dim, classes = t.cfg.model.z_dim, t.num_classes
@@ -102,7 +104,7 @@ def plain_loop(t: Trainer, steps: int) -> tuple[float, float, list[str]]:
             ema.update(nets[v.sampler_player])
 
     flops, uncounted = 0.0, []
-    for phase in v.phases():  # one of each phase, weighed by how often it runs
+    for phase in v.phases() if count else ():  # one of each phase, weighed by its interval
         try:
             with FlopCounterMode(display=False) as fc:
                 run_phase(phase, 0)
@@ -183,16 +185,29 @@ def world_rows(preset: str, steps: int, world: int, out: str) -> list[dict]:
     return rows
 
 
-def preset_row(preset: str, steps: int, device: torch.device, compiled: bool, rate: float) -> dict:
-    """One preset's figures (run in a process of its own, so that peak memory is its own)."""
+def median(xs: list[float]) -> float:
+    s = sorted(xs)
+    return (s[(len(s) - 1) // 2] + s[len(s) // 2]) / 2
+
+
+def preset_row(
+    preset: str, steps: int, device: torch.device, compiled: bool, rate: float, repeats: int = 1
+) -> dict:
+    """One preset's figures (run in a process of its own, so that peak memory is its own).
+    ``repeats`` pairs of (plain, trainer), interleaved: the ratio is the median of the pairs'."""
     with tempfile.TemporaryDirectory() as tmp:
         over = overrides(tmp, steps, str(device), [f"name={preset}"])
         t = Trainer(config.load(preset, [*over, f"out={tmp}/plain"]))
-        plain, flops, uncounted = plain_loop(t, steps)
+        _, flops, uncounted = plain_loop(t, 1)
+        plains, trainers = [], []
+        for r in range(repeats):
+            plains.append(plain_loop(t, steps, count=False)[0])
+            trainers.append(trainer_speed(preset, [*over, f"name={preset}-r{r}"]))
         reduce_mb = allreduce_mb(t)
         t.lock.release()
         del t
-        trainer = trainer_speed(preset, over)
+        ratios = [a / b for a, b in zip(trainers, plains, strict=True)]
+        trainer, plain = median(trainers), median(plains)
         cfg = config.load(preset)
         batch = cfg.train.batch_size
         step_s = batch * max(1, cfg.train.n_critic) / trainer
@@ -201,7 +216,8 @@ def preset_row(preset: str, steps: int, device: torch.device, compiled: bool, ra
             "batch": batch,
             "trainer img/s": f"{trainer:.0f}",
             "plain img/s": f"{plain:.0f}",
-            "trainer / plain": f"{trainer / plain:.3f}",
+            "trainer / plain": f"{median(ratios):.3f}"
+            + (f" ({min(ratios):.3f}-{max(ratios):.3f}, {repeats} pairs)" if repeats > 1 else ""),
             "step ms": f"{1000 * step_s:.1f}",
             "GFLOP/step": f"{flops / 1e9:.2f}"
             + (f" (no {'/'.join(uncounted)})" if uncounted else ""),
@@ -223,6 +239,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--presets", nargs="+", default=PRESETS)
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=1, help="interleaved plain/trainer pairs")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--compile", action="store_true", help="also the compiled trainer")
     ap.add_argument("--world", type=int, default=0, help="also torchrun with N CPU processes")
@@ -233,7 +250,7 @@ def main() -> int:
     device = resolve(args.device)
     compiled = args.compile or device.type == "cuda"
     if args.one:
-        row = preset_row(args.one, args.steps, device, compiled, args.rate)
+        row = preset_row(args.one, args.steps, device, compiled, args.rate, args.repeats)
         print("ROW " + json.dumps(row), flush=True)
         return 0
     rate = matmul_rate(device)
@@ -246,6 +263,7 @@ def main() -> int:
     rows = []
     for preset in args.presets:
         cmd = [sys.executable, __file__, "--one", preset, "--steps", str(args.steps)]
+        cmd += ["--repeats", str(args.repeats)]
         cmd += ["--device", args.device, "--rate", str(rate)] + (["--compile"] if compiled else [])
         res = subprocess.run(cmd, capture_output=True, text=True)
         line = [ln for ln in res.stdout.splitlines() if ln.startswith("ROW ")]
