@@ -274,3 +274,49 @@ def test_build_errors() -> None:
         build_generator(tiny(), (2, 3))
     with pytest.raises(UserError, match="num_classes"):
         build_generator(tiny(), (2,), num_classes=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# the MLP family's options: VEEGAN/PacGAN's 2-D nets
+
+
+def test_maxout_takes_the_largest_piece_of_each_unit() -> None:
+    from gankit.nets.layers import Maxout
+
+    h = torch.tensor([[1.0, 5.0, -2.0, 0.5, 0.25, 3.0]])  # 2 units x 3 adjacent pieces
+    assert Maxout(3)(h).tolist() == [[5.0, 3.0]]
+
+
+def test_mlp_options_build_veegan_nets() -> None:
+    opts = {"g_width": 40, "g_depth": 4, "g_batchnorm": True, "d_maxout": 5}
+    cfg = tiny(net="mlp", width=20, depth=3, leak=0.0, options=opts)
+    G, D = build_generator(cfg, (2,)), build_discriminator(cfg, (2,))
+    g_lin = [m for m in G.body if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in g_lin] == [40] * 4
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in G.body) == 4
+    d_lin = [m for m in D.body if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in d_lin] == [100] * 3  # 20 units x 5 pieces
+    x = torch.randn(N, 2, requires_grad=True)
+    assert G(torch.randn(N, 8)).shape == (N, 2) and D(x).shape == (N,)
+    D(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    plain = tiny(net="mlp", width=20, depth=3)  # the defaults: the classic nets, unchanged
+    assert [k for k, _ in build_generator(plain, (2,)).named_parameters()] == [
+        "body.0.weight", "body.0.bias", "body.2.weight", "body.2.bias",
+        "body.4.weight", "body.4.bias", "out.weight", "out.bias",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("options", "d_output", "words"),
+    [
+        ({"g_width": -1}, "linear", "model.options.g_width must be 0"),
+        ({"d_maxout": 1}, "linear", "d_maxout=1 is a linear layer"),
+        ({"d_maxout": 3}, "autoencoder", "set model.options.d_maxout=0"),
+        ({"g_widht": 4}, "linear", "model.net=mlp has no option"),
+    ],
+)
+def test_mlp_option_errors(options: dict, d_output: str, words: str) -> None:
+    cfg = tiny(net="mlp", options=options, d_output=d_output)
+    with pytest.raises(UserError, match=words):
+        build_discriminator(cfg, (2,))

@@ -158,13 +158,41 @@ class ScoreHead(nn.Module):
 # blocks
 
 
+class Maxout(nn.Module):
+    """Maxout units (Goodfellow et al. 2013): ``[N, units * pieces] -> [N, units]``, the largest
+    of each unit's ``pieces`` linear pieces (the pieces of a unit are adjacent)."""
+
+    def __init__(self, pieces: int):
+        super().__init__()
+        self.pieces = pieces
+
+    def forward(self, h: Tensor) -> Tensor:
+        return h.unflatten(1, (-1, self.pieces)).amax(2)  # [N, units]
+
+    def extra_repr(self) -> str:
+        return f"pieces={self.pieces}"
+
+
 def mlp_stack(
-    in_dim: int, widths: Sequence[int], leak: float, dropout: float = 0.0
+    in_dim: int,
+    widths: Sequence[int],
+    leak: float,
+    dropout: float = 0.0,
+    batchnorm: bool = False,
+    maxout: int = 0,
 ) -> nn.Sequential:
-    """``Linear -> LeakyReLU (-> Dropout)`` for each width; empty when ``widths`` is empty."""
+    """``Linear (-> BatchNorm) -> LeakyReLU (-> Dropout)`` for each width; empty when ``widths``
+    is empty. ``maxout=k`` replaces the linear layer and its activation by ``w`` maxout units of
+    ``k`` pieces each."""
     layers: list[nn.Module] = []
     for w in widths:
-        layers += [nn.Linear(in_dim, w), nn.LeakyReLU(leak)]
+        if maxout:
+            layers += [nn.Linear(in_dim, w * maxout), Maxout(maxout)]
+        else:
+            layers.append(nn.Linear(in_dim, w))
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(w))
+            layers.append(nn.LeakyReLU(leak))
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         in_dim = w
