@@ -41,7 +41,7 @@ from _common import (
     write_atomic,
 )
 
-PRESETS = ["mnist-gan", "mnist-dcgan", "mnist-wgan-gp", "mnist-cgan"]
+PRESETS = [*(f"{d}-{v}" for d in ("mnist", "fashion") for v in ("gan", "dcgan", "wgan-gp", "cgan"))]
 COLUMNS = {  # result key -> column title
     "fid": "FID",
     "kid": "KID x 1000",
