@@ -95,6 +95,32 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output file, e.g. G.safetensors")
 
 
+def _add_explore(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "explore",
+        help="a local web page to watch a run and steer its trained generator",
+        description="Serve a local web page for a run folder: its curves (live while it trains), "
+        "samples, config and warnings, and for a trained model the sample grid, truncation, "
+        "interpolation, editing, style mixing, translation or the 2-D picture.",
+    )
+    p.add_argument("run", metavar="RUN", help="a run folder (runs/<name>)")
+    p.add_argument("--port", type=int_at_least(0), default=8000, help="port (default 8000; 0: any)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this machine only; others get a warning)",
+    )
+    p.add_argument("--device", default="cpu", help="device the models run on (default cpu)")
+    p.add_argument("--data-dir", help="data root of a translation run's test images")
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .api_explore import explore
+
+    explore(args.run, args.host, args.port, args.device, args.data_dir)
+    return 0
+
+
 def _add_classifier(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "classifier",
@@ -177,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_eval(sub)
     _add_classifier(sub)
+    _add_explore(sub)
     sub.add_parser(
         "presets",
         help="list the shipped config presets",
@@ -363,6 +390,7 @@ COMMANDS = {
     "export": cmd_export,
     "eval": cmd_eval,
     "classifier": cmd_classifier,
+    "explore": cmd_explore,
     "presets": cmd_presets,
 }
 

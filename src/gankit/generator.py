@@ -103,3 +103,8 @@ class Generator:
     def to(self, device: str | torch.device) -> Generator:
         self.net.to(device)
         return self
+
+    def _repr_html_(self) -> str:  # a notebook shows 64 samples of seed 0 and what this is
+        from .report.notebook import generator_html
+
+        return generator_html(self)

@@ -64,6 +64,11 @@ class Run:
 
         return sample_from(self.generator, n, seed=seed, labels=labels)
 
+    def _repr_html_(self) -> str:  # a notebook shows the samples, losses and key figures
+        from ..report.notebook import run_html
+
+        return run_html(self)
+
 
 class Trainer:
     """One run. ``run_dir`` None: a fresh folder ``<out>/<name>`` (``-2``, ... when that one holds
