@@ -310,7 +310,7 @@ def fid_floor(run: Path, n: int, root: str | None, weights: str | None, device: 
     from gankit.metrics.inception import load_extractor
 
     cfg = gankit.load_config(run / "config.yaml")
-    data = dataclasses.replace(cfg.data, root=root or cfg.data.root, classes=False)
+    data = dataclasses.replace(cfg.data, root=root or cfg.data.root, classes=False, limit=0)
     train, test = build_source(data, "train"), build_source(data, "test")
     fake = train.sample(n, torch.Generator().manual_seed(0))[0]  # [n, C, H, W]
     real = test.sample(n, torch.Generator().manual_seed(REF_SEED))[0]  # [n, C, H, W]

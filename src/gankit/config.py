@@ -49,6 +49,9 @@ class DataConfig:
     crop: Literal["center", "pad", "resize"] = "center"  # center: short side, middle square;
     # pad: pad to a square with black, then resize; resize: squash to a square
     skip_bad: bool = False  # leave unreadable files out (listed in source.skipped), not fail
+    limit: int = 0  # train on N images only: the first N of a fixed seeded permutation of the
+    # train split (data/subset.py; the same N images in every run); 0 = all. Metrics still
+    # compare with the whole split
     # name=pair: the two unpaired domains, each a data set of its own (data.a.name=usps
     # data.b.name=mnist), sharing this section's size, channels, root and download; or leave them
     # empty and set data.path to a CycleGAN folder (trainA/, trainB/, testA/, testB/)
@@ -94,11 +97,23 @@ class TrainConfig:
     lr_decay: Literal["none", "linear"] = "linear"  # linear: to 0 at the last step
     lr_decay_start: float = 0.0  # fraction of train.steps at constant lr before a linear decay
     label_smoothing: float = 0.0  # one-sided: the real target is 1 - label_smoothing
+    ortho_reg: float = 0.0  # beta of BigGAN's orthogonal regularisation of G (Brock et al. 2019;
+    # the paper's 1e-4), added to G's loss by every variant (losses/orthogonal.py); 0 = off
     ema: float = 0.0  # decay of the moving average of G's weights; 0 = off
     amp: bool = False  # bfloat16 autocast (CUDA, or a CPU with bf16 instructions)
     sync_bn: bool = False  # synchronised batch norm across torchrun processes (CUDA only)
     compile: bool = False  # torch.compile each player (not with a gradient penalty or R1)
     channels_last: bool = False  # image nets and batches in channels-last memory layout
+    # differentiable augmentation of every image D sees, real and generated (nets/augment.py)
+    augment: Literal["none", "diffaug", "ada"] = "none"  # diffaug: DiffAugment (Zhao et al.
+    # 2020) with probability augment_p; ada: p adapted to D's overfitting (Karras et al. 2020)
+    augment_policy: str = "color,translation,cutout"  # the kinds, applied in this order
+    augment_p: float | None = None  # probability of each kind per sample; None = 1 for diffaug,
+    # 0 for ada (its starting value)
+    ada_target: float = 0.6  # ada: p rises while E[sign(D(real))] is above this (theirs: 0.6)
+    ada_interval: int = 4  # ada: steps between updates of p
+    ada_kimg: float = 100.0  # ada: thousands of real images for p to move from 0 to 1
+    # (Karras et al.: 500, over runs of 25 million images)
 
 
 @dataclass
@@ -568,6 +583,7 @@ def validate(cfg: Config) -> None:
     if cfg.threads < 0:
         raise UserError(f"threads must be 0 (auto) or positive, got {cfg.threads}")
     _validate_remedies(cfg)
+    _validate_augment(cfg)
     if cfg.model.depth < 1:
         raise UserError(f"model.depth must be at least 1, got {cfg.model.depth}")
     if not 0 <= cfg.model.dropout < 1:
@@ -612,6 +628,43 @@ def validate(cfg: Config) -> None:
         or (dev.startswith("cuda:") and n.isascii() and n.isdigit())
     ):
         raise UserError(f"device must be auto, cpu, cuda, cuda:N or mps, got {dev!r}")
+
+
+AUGMENT_KINDS = ("color", "translation", "cutout")  # train.augment_policy's choices
+
+
+def augment_policy(text: str) -> tuple[str, ...]:
+    """``"color,translation,cutout"`` -> the kinds, checked; a UserError names a bad one."""
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    choose = f"choose from {','.join(AUGMENT_KINDS)}"
+    if not kinds:
+        raise UserError(f"train.augment_policy is empty; {choose}")
+    for k in kinds:
+        if k not in AUGMENT_KINDS:
+            raise UserError(f"train.augment_policy has an unknown kind {k!r}; {choose}")
+    if len(set(kinds)) < len(kinds):
+        raise UserError(f"train.augment_policy names a kind twice ({text}); name each once")
+    return kinds
+
+
+def _validate_augment(cfg: Config) -> None:
+    """train.augment's keys (nets/augment.py), and data.limit."""
+    t = cfg.train
+    augment_policy(t.augment_policy)
+    if t.augment_p is not None and not 0 <= t.augment_p <= 1:
+        raise UserError(f"train.augment_p must be in [0, 1] (or null), got {t.augment_p}")
+    if not 0 < t.ada_target < 1:
+        raise UserError(
+            f"train.ada_target must be in (0, 1) (Karras et al.: 0.6), got {t.ada_target}"
+        )
+    if t.ada_interval < 1:
+        raise UserError(f"train.ada_interval must be at least 1 step, got {t.ada_interval}")
+    if not t.ada_kimg > 0:
+        raise UserError(f"train.ada_kimg must be a positive number, got {t.ada_kimg}")
+    if cfg.data.limit < 0:
+        raise UserError(
+            f"data.limit must be 0 (all images) or a number of images, got {cfg.data.limit}"
+        )
 
 
 def _validate_remedies(cfg: Config) -> None:

@@ -194,6 +194,7 @@ def _reference(cfg: Config, opts: Options, n: int) -> tuple[Tensor, str]:
     from .data import build_source
 
     data = dataclasses.replace(cfg.data, root=opts.data_root or cfg.data.root, classes=False)
+    data = dataclasses.replace(data, limit=0)  # a run on a subset is judged against all images
     source = build_source(data, opts.ref)
     x, _ = source.sample(n, torch.Generator().manual_seed(REF_SEED))  # [n, ...]
     if source.kind != "image":  # toy data: sampled on the fly

@@ -135,10 +135,16 @@ def data_root(cfg_root: str | None, must_exist: bool = False) -> Path:
 
 
 def build_source(cfg: DataConfig, split: str = "train") -> Source:
-    """The ``split`` of the data set ``cfg.name``, built by its registered constructor."""
+    """The ``split`` of the data set ``cfg.name``, built by its registered constructor; the
+    train split cut to ``cfg.limit`` images when that is set."""
     if split not in SPLITS:
         raise UserError(f"unknown data split {split!r}; use 'train' or 'test'")
-    return DATASETS.get(cfg.name)(cfg, split)
+    source = DATASETS.get(cfg.name)(cfg, split)
+    if cfg.limit and split == "train":  # a small-data subset (subset.py); tests keep all
+        from .subset import limit
+
+        source = limit(source, cfg.limit, f"data.name={cfg.name}")
+    return source
 
 
 # Imported last so that the data sets can subclass Source and register themselves.

@@ -1,12 +1,15 @@
 """Networks: one family per file, looked up by ``cfg.net`` in ``registry.NETS``.
 
-Families: ``mlp`` (Goodfellow et al. 2014), ``dcgan`` (Radford et al. 2016) and ``stylegan``
-(Karras et al. 2019, 2020), whose own options sit in ``model.options``; conditioning
+Families: ``mlp`` (Goodfellow et al. 2014), ``dcgan`` (Radford et al. 2016), ``stylegan``
+(Karras et al. 2019, 2020) and ``biggan`` (Brock et al. 2019), whose own options sit in
+``model.options``; conditioning
 (Mirza and Osindero 2014; Miyato and Koyama 2018) and EBGAN's autoencoder D (Zhao et al. 2017)
 are options of both. Three remedies for mode collapse change D: packing (``packing.py``,
 PacGAN, Lin et al. 2018; any family), spectral normalisation (``spectral.py``, Miyato et al. 2018)
 and minibatch standard deviation (``model.mbstd``, Karras et al. 2018), the last two for the mlp
 and dcgan D (StyleGAN's D has its own minibatch-std layer and equalized learning rate).
+Differentiable augmentation of D's inputs (``augment.py``: DiffAugment, Zhao et al. 2020; ADA's
+adaptive probability, Karras et al. 2020) wraps any D; the trainer attaches it (``train.augment``).
 
 A family registers ``build(role, cfg, shape, num_classes) -> nn.Module``; one with options of its
 own gives ``build`` an ``Options`` dataclass attribute.

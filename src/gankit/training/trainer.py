@@ -31,6 +31,7 @@ from ..devices import resolve as resolve_device
 from ..errors import GankitError, UserError
 from ..files import check_output_dir, remove_stale_temporaries
 from ..memory import check as check_memory
+from ..nets import augment as augment_mod
 from ..registry import VARIANTS
 from ..variants import Batch, LossOut, Phase, Variant
 from . import checkpoint, distributed, speed
@@ -120,6 +121,10 @@ class Trainer:
                 f"train.variant={cfg.train.variant} builds discriminators that do not pack "
                 "samples; set train.pac=1"
             )
+        # train.augment: each D sees every input through one augmentation (nets/augment.py)
+        self.augment = augment_mod.attach(
+            self.nets, cfg.train, self.source.shape, cfg.data.name, self.variant.signed_scores
+        )
         if cfg.train.sync_bn:
             distributed.convert_sync_bn(self.nets, self.dist, self.device)
         self.nets = {k: v.to(self.device) for k, v in self.nets.items()}
@@ -274,6 +279,8 @@ class Trainer:
                 if err is None:
                     raise
                 raise err from None
+            if self.augment is not None:
+                self.augment.observe(out.logs)  # ada: D's signs on reals, no device sync
             if log_now:
                 for name in phase.updates:
                     out.logs[f"grad_norm_{name}"] = grad_norm(self.nets[name].parameters())
@@ -386,6 +393,9 @@ class Trainer:
                 if self.ema is not None:
                     self.ema.update(self.nets[self.variant.sampler_player])
                 self.step += 1
+                if self.augment is not None:  # ada: p follows D's overfitting
+                    mean = functools.partial(distributed.mean_values, d=d)
+                    self.augment.update(self.step, mean, d.world)
                 timed_out = self._time_up(t0)
                 last = self.step == cfg.train.steps or timed_out
                 img_log += cfg.train.batch_size * d.world * max(p.repeat for p in self.phases)
@@ -397,6 +407,8 @@ class Trainer:
                     row["img_per_s"] = img_log / max(now - t_log, 1e-9)
                     row["lr_G"] = self.sched[self.variant.players[0]].get_last_lr()[0]
                     row["seconds"] = now - t0
+                    if self.augment is not None:
+                        row.update(self.augment.row())
                     t_log, img_log = now, 0
                     if d.main:
                         for msg in self.diagnostics.observe(row):
@@ -562,6 +574,10 @@ class Trainer:
         fake = self._generate()
         summary.update(self.diagnostics.final(fake))
         summary["warnings"] = self.diagnostics.warnings
+        if self.augment is not None:
+            summary["augment"] = self.augment.summary()
+        if getattr(self.source, "subset", None):  # data.limit
+            summary["data_subset"] = self.source.subset
         if self.last_eval is not None:
             summary["eval"] = self.last_eval
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -606,6 +622,7 @@ class Trainer:
             },
             "diagnostics": self.diagnostics.state_dict(),
             "variant": self.variant.state_dict(),
+            "augment": self.augment.state_dict() if self.augment is not None else {},
         }
 
     def _own_random(self) -> dict[str, Any]:
@@ -618,6 +635,8 @@ class Trainer:
 
     def _save(self) -> None:
         own = {"rng": self._own_random(), "variant": self.variant.state_dict()}
+        if self.augment is not None:  # ada's sums of signs are each rank's own
+            own["augment"] = self.augment.state_dict()
         ranks = distributed.gather(own, self.dist)  # every rank's part, on rank 0
         if not self.dist.main:
             return
@@ -655,6 +674,8 @@ class Trainer:
         else:  # a rank the checkpoint's run did not have: fresh draws, rank 0's variant state
             torch.manual_seed(self.cfg.seed + 1_000_003 * self.dist.rank + int(ck["step"]))
             self.variant.load_state_dict(ck.get("variant", {}))
+        if self.augment is not None:
+            self.augment.load_state_dict((own or ck).get("augment"), self.device)
         self.noise.set_state(ck["rng"]["noise"])
         self.sampler.load_state_dict(ck["rng"]["data"])
         self.diagnostics.load_state_dict(ck.get("diagnostics", {}))
@@ -663,7 +684,9 @@ class Trainer:
     def _rank_part(self, ck: dict[str, Any]) -> dict[str, Any] | None:
         """This rank's random state and variant state in ``ck`` (None: it has none), and a note
         when the checkpoint was written by another number of processes."""
-        ranks = ck.get("ranks") or [{"rng": ck["rng"], "variant": ck.get("variant", {})}]
+        ranks = ck.get("ranks") or [
+            {"rng": ck["rng"], "variant": ck.get("variant", {}), "augment": ck.get("augment")}
+        ]
         world, batch = self.dist.world, self.cfg.train.batch_size
         if len(ranks) != world:
             self.notes.append(

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from .. import losses
 from ..config import Config, build_options
 from ..errors import UserError
 from ..nets import build_discriminator, build_generator
+from ..nets.augment import SIGN_KEY
 
 
 def adam(params, **kwargs) -> torch.optim.Adam:
@@ -88,6 +90,12 @@ class Variant:
         self.tcfg = cfg.train
         name = f"variant {cfg.train.variant}"
         self.opts = build_options(self.Options, cfg.variant, "variant.", name)
+
+    @property
+    def signed_scores(self) -> bool:
+        """Whether D's score is positive for "real" and negative for "generated", as logits
+        are: ``train.augment=ada`` reads its sign (a hinge variant may say so too)."""
+        return self.probabilities
 
     @property
     def exported(self) -> tuple[str, ...]:
@@ -174,4 +182,6 @@ class Variant:
         logs = {"D(G(z))": f(fake.detach().float()).mean()}
         if real is not None:
             logs["D(x)"] = f(real.detach().float()).mean()
+            if self.tcfg.augment == "ada":  # what ADA's p follows (nets/augment.py)
+                logs[SIGN_KEY] = real.detach().float().sign().mean()
         return logs
