@@ -73,6 +73,7 @@ class ModelConfig:
     # remedies for mode collapse in D (mlp and dcgan; nets/style_layers.py, nets/spectral.py)
     mbstd: int = 0  # minibatch std-dev group size (Karras et al. 2018; their 4); 0 = off
     spectral_norm: bool = False  # spectral normalisation of D's layers (Miyato et al. 2018)
+    spectral_norm_g: bool = False  # ... and of G's layers (Zhang et al. 2019; BigGAN)
     # the options of model.net, declared and checked in that family's own file (e.g.
     # model.options.w_dim=128 for stylegan); a run's config.yaml holds them, defaults resolved
     options: dict[str, Any] = field(default_factory=dict)
@@ -596,6 +597,10 @@ def validate(cfg: Config) -> None:
     for key, v in {"train.beta1": cfg.train.beta1, "train.beta2": cfg.train.beta2}.items():
         if not 0 <= v < 1:
             raise UserError(f"{key} must be in [0, 1), got {v}")
+    if not cfg.train.ortho_reg >= 0:
+        raise UserError(
+            f"train.ortho_reg must be 0 (off) or positive (BigGAN: 1e-4), got {cfg.train.ortho_reg}"
+        )
     if not 0 <= cfg.train.ema < 1:
         raise UserError(f"train.ema must be in [0, 1) (0 turns it off), got {cfg.train.ema}")
     if not 0 <= cfg.model.leak < 1:

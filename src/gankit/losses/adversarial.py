@@ -9,6 +9,8 @@ the Wasserstein loss) and returns a scalar to *minimise*. Sigmoids live here, ne
 - Wasserstein critic and generator losses (Arjovsky et al. 2017).
 - Least-squares losses with a = 0, b = c = 1 (Mao et al. 2017).
 - Energy-based margin loss and pull-away term (Zhao et al. 2017).
+- Hinge losses (Lim and Ye 2017; Miyato et al. 2018; the loss of SAGAN and BigGAN, Zhang et al.
+  2019 and Brock et al. 2019).
 """
 
 from __future__ import annotations
@@ -52,6 +54,17 @@ def lsgan_d(real: Tensor, fake: Tensor) -> Tensor:
 def lsgan_g(fake: Tensor) -> Tensor:
     """0.5 E[(D(G(z)) - 1)^2]."""
     return 0.5 * (fake - 1).pow(2).mean()
+
+
+def hinge_d(real: Tensor, fake: Tensor) -> Tensor:
+    """E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]: D stops pushing a score once it is past the
+    margin (above 1 on real, below -1 on generated samples)."""
+    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+
+def hinge_g(fake: Tensor) -> Tensor:
+    """-E[D(G(z))]: G raises D's raw score of its samples, with no margin."""
+    return -fake.mean()
 
 
 def ebgan_d(energy_real: Tensor, energy_fake: Tensor, margin: float) -> Tensor:

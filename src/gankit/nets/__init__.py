@@ -30,12 +30,12 @@ from torch import nn
 from ..config import ModelConfig, build_options
 from ..errors import UserError
 from ..registry import NETS
-from . import dcgan, mlp, stylegan  # noqa: F401  (registers "dcgan", "mlp" and "stylegan")
+from . import biggan, dcgan, mlp, stylegan  # noqa: F401  (registers the four families)
 from .layers import check_build_args, check_labels, check_shape, init_normal
 from .packing import PackedD, packed_shape
 from .patchgan import PatchDiscriminator  # CycleGAN's D (Isola et al. 2017)
 from .resnet import ResnetGenerator  # CycleGAN's G (Zhu et al. 2017)
-from .spectral import spectral_norm_
+from .spectral import has_sn_layers, spectral_norm_
 
 __all__ = [
     "PackedD",
@@ -70,9 +70,19 @@ def build_generator(cfg: ModelConfig, shape: Sequence[int], num_classes: int = 0
     """G for one data sample's ``shape``: ``(D,)`` toy data, ``(C, H, W)`` images.
 
     ``num_classes > 0`` makes it conditional on int64 labels ``y [N]``.
+    ``cfg.spectral_norm_g``: every layer spectrally normalised (SAGAN's and BigGAN's G).
     """
     resolve_options(cfg)
-    return NETS.get(cfg.net)("G", cfg, shape, num_classes)
+    net = NETS.get(cfg.net)("G", cfg, shape, num_classes)
+    if not cfg.spectral_norm_g:
+        return net
+    if not has_sn_layers(net):
+        raise UserError(
+            "model.spectral_norm_g normalises linear and convolution layers, and the G of "
+            f"model.net={cfg.net} has none (its layers are its own); set "
+            "model.spectral_norm_g=false"
+        )
+    return spectral_norm_(net)
 
 
 def build_discriminator(

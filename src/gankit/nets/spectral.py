@@ -1,5 +1,7 @@
 """Spectral normalisation of the discriminator (Miyato, Kataoka, Koyama and Yoshida 2018,
-"Spectral normalization for generative adversarial networks").
+"Spectral normalization for generative adversarial networks"), and of the generator
+(``model.spectral_norm_g``), which SAGAN (Zhang et al. 2019) and BigGAN (Brock et al. 2019) found
+to keep G's training stable too.
 
 Every linear, convolution and transposed-convolution layer of D divides its weight by an estimate
 of the weight's largest singular value, which keeps each layer, and so D (whose activations are
@@ -20,6 +22,11 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+
+
+def has_sn_layers(net: nn.Module) -> bool:
+    """Whether ``net`` has a layer that ``spectral_norm_`` normalises."""
+    return any(isinstance(m, LAYERS) for m in net.modules())
 
 
 def spectral_norm_(net: nn.Module) -> nn.Module:

@@ -295,6 +295,7 @@ class Trainer:
     def _loss_backward(self, phase: Phase, view: dict, batch: Batch, amp: bool) -> LossOut:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
             out = self.variant.loss(phase.name, view, batch)
+        out = self.variant.regularize(phase, self.nets, out)  # shared weight penalties, float32
         total = out.total
         if self.dist.enabled:  # every parameter gets a gradient: DDP's all-reduce completes
             total = total + distributed.touch(self.nets[n] for n in phase.updates)

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..config import MOVED
 from ..registry import VARIANTS
-from . import cgan, cyclegan, ebgan, gan, lsgan, stylegan, wgan, wgan_gp  # noqa: F401
+from . import cgan, cyclegan, ebgan, gan, hinge, lsgan, stylegan, wgan, wgan_gp  # noqa: F401
 from .base import Batch, LossOut, Phase, Variant
 
 

@@ -144,10 +144,9 @@ class Variant:
         return [Phase("D", ("D",), self.tcfg.n_critic), Phase("G", ("G",), 1)]
 
     def build_nets(self, shape: tuple[int, ...], num_classes: int) -> dict[str, nn.Module]:
-        return {
-            "G": build_generator(self.cfg.model, shape, num_classes),
-            "D": build_discriminator(self.cfg.model, shape, num_classes, self.tcfg.pac),
-        }
+        G = build_generator(self.cfg.model, shape, num_classes)
+        self._check_ortho({"G": G})  # before the run folder is touched
+        return {"G": G, "D": build_discriminator(self.cfg.model, shape, num_classes, self.tcfg.pac)}
 
     def lr(self, player: str) -> float:
         return self.tcfg.lr_g if player.startswith("G") else self.tcfg.lr_d
@@ -159,6 +158,32 @@ class Variant:
 
     def loss(self, phase: str, nets: dict[str, nn.Module], batch: Batch) -> LossOut:
         raise NotImplementedError
+
+    def regularize(self, phase: Phase, nets: dict[str, nn.Module], out: LossOut) -> LossOut:
+        """``out`` with the weight penalties that every variant shares, which the trainer adds
+        to each phase's loss in float32: ``train.ortho_reg`` times BigGAN's orthogonal penalty
+        (Brock et al. 2019, ``losses.orthogonal``) of each generator the phase updates (a player
+        named ``G...``), in the phases that run every step (not in lazy regularisation phases)."""
+        beta = self.tcfg.ortho_reg
+        gens = [p for p in phase.updates if p.startswith("G")] if phase.every == 1 else []
+        if not beta or not gens:
+            return out
+        self._check_ortho({p: nets[p] for p in gens})
+        penalty = sum(losses.orthogonal_penalty(nets[p]) for p in gens)
+        logs = {**out.logs, f"ortho_{phase.name}": penalty.detach()}
+        return LossOut(out.total + beta * penalty, logs)
+
+    def _check_ortho(self, gens: dict[str, nn.Module]) -> None:
+        """Refuse ``train.ortho_reg`` for a generator that has no layer the penalty covers."""
+        if not self.tcfg.ortho_reg:
+            return
+        for name, net in gens.items():
+            if not losses.orthogonal.layer_weights(net):
+                raise UserError(
+                    f"train.ortho_reg regularises linear and convolution layers, and {name} of "
+                    f"model.net={self.cfg.model.net} has none (its layers are its own); set "
+                    "train.ortho_reg=0"
+                )
 
     @staticmethod
     def d_scores(nets: dict[str, nn.Module], batch: Batch) -> tuple[Tensor, Tensor, Tensor]:

@@ -79,6 +79,7 @@ class CycleGAN(Variant):
             "train.label_smoothing": (cfg.train.label_smoothing > 0, "0"),
             "data.classes": (cfg.data.classes, "false (translation is unconditional)"),
             "model.spectral_norm": (cfg.model.spectral_norm, "false (its PatchGAN D is its own)"),
+            "model.spectral_norm_g": (cfg.model.spectral_norm_g, "false (its ResNet G is its own)"),
             "model.mbstd": (cfg.model.mbstd > 0, "0 (its PatchGAN D is its own)"),
         }
         for key, (bad, fix) in refused.items():
