@@ -11,7 +11,8 @@ the preset's; the grid gets ``--grid-steps``, default twice that), then scores 2
 modes captured, share of high-quality samples (within 3 std of the nearest mode), reverse KL of
 the mode histogram to uniform. A remedy row adds overrides to a variant: ``--remedies`` names
 them (``pacM`` = train.pac=M, ``sn`` = model.spectral_norm=true, ``mbstd`` or ``mbstdG`` =
-model.mbstd=4 or G, ``unrollK`` = variant.unroll=K; ``pac2+sn`` combines), ``--extra`` gives
+model.mbstd=4 or G, ``unrollK`` = variant.unroll=K, ``veegan`` = the 2-D nets of VEEGAN and
+PacGAN with a 2-d latent, see nets/mlp.py; ``veegan+pac2`` combines), ``--extra`` gives
 key=value items of one row (repeatable); each applies to every ``--variants`` that accepts it
 (``unroll`` is the gan's alone, ebgan does not pack). Writes ``<out>/modes.md`` (mean and
 standard deviation over seeds, training and CPU seconds per run) and one figure per data set,
@@ -53,6 +54,13 @@ REMEDY = {  # --remedies name -> override; the number is the name's digits
     "unroll": ("variant.unroll={}", None),
     "mbstd": ("model.mbstd={}", "4"),
     "sn": ("model.spectral_norm=true", ""),
+    # not a remedy but the nets of VEEGAN and PacGAN's 2-D experiments, with a 2-d latent
+    "veegan": (
+        "model.leak=0 model.width=200 model.depth=3 model.options.g_width=400 "
+        "model.options.g_depth=4 model.options.g_batchnorm=true model.options.d_maxout=5 "
+        "model.z_dim=2",
+        "",
+    ),
 }
 
 
@@ -71,12 +79,12 @@ def remedy_overrides(name: str) -> list[str]:
     for part in name.split("+"):
         m = re.fullmatch(r"([a-z]+)(\d*)", part)
         if not m or m.group(1) not in REMEDY:
-            raise SystemExit(f"unknown remedy {part!r}; use pacM, sn, mbstd[G], unrollK")
+            raise SystemExit(f"unknown remedy {part!r}; use pacM, sn, mbstd[G], unrollK, veegan")
         fmt, default = REMEDY[m.group(1)]
         num = m.group(2) or default
         if num is None or (default == "" and m.group(2)):
-            raise SystemExit(f"remedy {part!r}: write pac2, unroll5, mbstd or mbstd4, sn")
-        over.append(fmt.format(num))
+            raise SystemExit(f"remedy {part!r}: write pac2, unroll5, mbstd or mbstd4, sn, veegan")
+        over.extend(fmt.format(num).split())
     return over
 
 
