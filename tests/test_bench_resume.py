@@ -50,3 +50,17 @@ def test_cpu_account_estimates_a_killed_session(tmp_path):
     (tmp_path / _common.LEDGER).write_text(json.dumps(segs))
     cpu, complete = _common.cpu_seconds(tmp_path, 100)  # steps 40-60 ran in a killed session
     assert cpu == pytest.approx(10.0) and not complete
+
+
+def test_ring_pacgan_preset_is_the_modes_benchmark_row() -> None:
+    """The preset a user trains is the row the README's table measured: same config."""
+    import dataclasses
+
+    import modes
+    from gankit import config
+
+    row = [*modes.remedy_overrides("veegan+pac2"), "train.steps=6000"]
+    preset, bench = config.load("ring-pacgan"), config.load("ring", row)
+    drop = {"name": None, "description": None}
+    assert {**dataclasses.asdict(preset), **drop} == {**dataclasses.asdict(bench), **drop}
+    assert preset.train.pac == 2 and preset.model.options["d_maxout"] == 5
