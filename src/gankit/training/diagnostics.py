@@ -91,8 +91,8 @@ class Diagnostics:
                 return self._warn(
                     "mode_collapse",
                     f"mode collapse at step {step}: G's samples cluster near {covered} of {k} "
-                    "modes; try train.variant=wgan-gp, a lower train.lr_g, or more D steps "
-                    "(train.n_critic)",
+                    "modes; try packing (train.pac=2, or the ring-pacgan preset's nets), "
+                    "train.variant=wgan-gp, a lower train.lr_g, or more D steps (train.n_critic)",
                 )
         elif self.source.kind == "image" and fake.shape[0] >= 8:
             real, _ = self.source.sample(fake.shape[0], torch.Generator().manual_seed(0))
