@@ -107,6 +107,21 @@ def write_atomic(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def bench_setup(args) -> tuple[str | None, str | None, Path, Results, list[str]]:
+    """What the FID benchmarks share at start: ``args.device`` resolved ("auto": CUDA when
+    there is one), the FID weights, the data root, the output folder (made) with its
+    ``results.json``, and the overrides of every run (device, data root, ``args.overrides``)."""
+    import torch
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    root = data_root()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    over = [f"device={args.device}", *([f"data.root={root}"] if root else []), *args.overrides]
+    return pick_weights(args.weights), root, out, Results(out / "results.json"), over
+
+
 class Results:
     """``path`` (JSON): one entry per measurement, ``{"settings": ..., "value": ...}``, reused
     while its settings match. Written atomically under a file lock, merged with what another

@@ -31,10 +31,9 @@ from pathlib import Path
 
 from _common import (
     Results,
-    data_root,
+    bench_setup,
     experiment_keys,
     fid_floor,
-    pick_weights,
     table,
     train_or_resume,
     write_atomic,
@@ -96,22 +95,13 @@ def main() -> int:
     ap.add_argument("overrides", nargs="*", help="key=value applied to every training run")
     args = ap.parse_args()
 
-    import torch
-
     import gankit
     from gankit.training import checkpoint
     from gankit.training.rundir import step_of
 
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    weights = pick_weights(args.weights)
-    root = data_root()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    results = Results(out / "results.json")
+    weights, root, out, results, base = bench_setup(args)
     steps = args.steps or gankit.load_config(args.preset).train.steps
     batch = gankit.load_config(args.preset, args.overrides).train.batch_size
-    base = [f"device={args.device}", *([f"data.root={root}"] if root else []), *args.overrides]
     rows, last_run = [], None
     try:
         for limit in args.limits:

@@ -31,10 +31,9 @@ from pathlib import Path
 
 from _common import (
     Results,
-    data_root,
+    bench_setup,
     experiment_keys,
     fid_floor,
-    pick_weights,
     summary_of,
     table,
     train_or_resume,
@@ -154,20 +153,11 @@ def main() -> int:
     ap.add_argument("overrides", nargs="*", help="key=value applied to every training run")
     args = ap.parse_args()
 
-    import torch
-
     import gankit
     from gankit.training import checkpoint
     from gankit.training.rundir import step_of
 
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    weights = pick_weights(args.weights)
-    root = data_root()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    results = Results(out / "results.json")
-    over = [f"device={args.device}", *([f"data.root={root}"] if root else []), *args.overrides]
+    weights, root, out, results, over = bench_setup(args)
     rows, floors = [], {}
     try:
         for preset in args.presets:
