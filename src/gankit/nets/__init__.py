@@ -1,7 +1,8 @@
 """Networks: one family per file, looked up by ``cfg.net`` in ``registry.NETS``.
 
 Families: ``mlp`` (Goodfellow et al. 2014), ``dcgan`` (Radford et al. 2016), ``stylegan``
-(Karras et al. 2019, 2020) and ``biggan`` (Brock et al. 2019), whose own options sit in
+(Karras et al. 2019, 2020), ``biggan`` (Brock et al. 2019) and ``progan`` (Karras et al. 2018,
+progressive growing on a schedule: ``set_progress``), whose own options sit in
 ``model.options``; conditioning
 (Mirza and Osindero 2014; Miyato and Koyama 2018) and EBGAN's autoencoder D (Zhao et al. 2017)
 are options of both. Three remedies for mode collapse change D: packing (``packing.py``,
@@ -30,7 +31,7 @@ from torch import nn
 from ..config import ModelConfig, build_options
 from ..errors import UserError
 from ..registry import NETS
-from . import biggan, dcgan, mlp, stylegan  # noqa: F401  (registers the four families)
+from . import biggan, dcgan, mlp, progan, stylegan  # noqa: F401  (registers the five families)
 from .layers import check_build_args, check_labels, check_shape, init_normal
 from .packing import PackedD, packed_shape
 from .patchgan import PatchDiscriminator  # CycleGAN's D (Isola et al. 2017)

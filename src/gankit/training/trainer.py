@@ -163,6 +163,9 @@ class Trainer:
         ck = self._claim(run_dir, resume, from_checkpoint)  # rank 0 alone touches the folder
         if ck is not None:
             self._load_state(ck)
+        held = [*self.nets.values(), *([self.ema.net] if self.ema is not None else [])]
+        self._scheduled = [m for n in held for m in n.modules() if hasattr(m, "set_progress")]
+        self._set_progress()  # nets on a schedule (progressive growing) start where the step is
         if cfg.train.compile:  # after the EMA copy, which samples eagerly
             speed.compile_players(self.nets)
         self.players = distributed.wrap(self.nets, self.dist, self.device)
@@ -236,6 +239,14 @@ class Trainer:
             return 1.0
         start = self.cfg.train.lr_decay_start * self.cfg.train.steps
         return max(0.0, min(1.0, 1.0 - (step - start) / (self.cfg.train.steps - start)))
+
+    def _set_progress(self) -> None:
+        """Tell every module with a ``set_progress(step, images)`` hook (a net whose structure
+        follows a schedule, e.g. progressive growing) where training is: a pure function of the
+        step, so a resumed run continues exactly. ``images``: G's, ``step * global batch``."""
+        images = self.step * self.cfg.train.batch_size * self.dist.world
+        for m in self._scheduled:
+            m.set_progress(self.step, images)
 
     @property
     def sampling_net(self) -> nn.Module:
@@ -394,6 +405,7 @@ class Trainer:
                 if self.ema is not None:
                     self.ema.update(self.nets[self.variant.sampler_player])
                 self.step += 1
+                self._set_progress()
                 if self.augment is not None:  # ada: p follows D's overfitting
                     mean = functools.partial(distributed.mean_values, d=d)
                     self.augment.update(self.step, mean, d.world)
