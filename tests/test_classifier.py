@@ -254,12 +254,12 @@ def test_outdated_classifier_asks_for_force(tmp_cache):
 
 
 def test_unknown_data_lists_the_supported_ones():
-    with pytest.raises(UserError, match="mnist, fashion-mnist"):
-        load_classifier("cifar10")
+    with pytest.raises(UserError, match="mnist, fashion-mnist, usps, cifar10"):
+        load_classifier("svhn")
 
 
 def test_cli_unknown_data_is_one_line(capsys):
-    assert main(["classifier", "train", "--data", "cifar10"]) == 2
+    assert main(["classifier", "train", "--data", "svhn"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("gankit: error: ") and "fashion-mnist" in err
 

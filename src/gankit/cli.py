@@ -124,7 +124,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
 def _add_classifier(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "classifier",
-        help="train the evaluation classifier of MNIST, Fashion-MNIST or USPS",
+        help="train the evaluation classifier of MNIST, Fashion-MNIST, USPS or CIFAR-10",
         description="The small CNN behind class coverage, conditional accuracy, classifier FID, "
         "the Stacked MNIST mode count and translation's class preservation, cached in "
         "<gankit cache>/classifiers/ ($GANKIT_CACHE, default ~/.cache/gankit).",
@@ -133,16 +133,18 @@ def _add_classifier(sub: argparse._SubParsersAction) -> None:
     csub.required = True
     t = csub.add_parser(
         "train",
-        help="train and cache it (about a minute per data set on a CPU)",
+        help="train and cache it (about a minute on a CPU; cifar10 about 15 CPU minutes)",
         description="Train the classifier of a data set and cache it; a cached one is kept "
         "unless --force.",
     )
-    t.add_argument("--data", required=True, metavar="{mnist,fashion-mnist,usps}", help="data set")
+    t.add_argument(
+        "--data", required=True, metavar="{mnist,fashion-mnist,usps,cifar10}", help="data set"
+    )
     t.add_argument("--data-dir", help="data root (default: $GANKIT_DATA or ~/.cache/gankit/data)")
     t.add_argument(
         "--epochs",
         type=positive_int,
-        help="passes over the data (default: mnist 3, fashion 4, usps 20)",
+        help="passes over the data (default: mnist 3, fashion 4, usps 20, cifar10 3)",
     )
     t.add_argument("--device", default="cpu", help="device to train on (default cpu)")
     t.add_argument("--force", action="store_true", help="train again even if one is cached")
@@ -155,8 +157,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         description="Evaluate a run folder, checkpoint or export by the standard protocols "
         "(FID/KID/PR/IS: 10,000 samples against 10,000 test images; Stacked MNIST modes: "
         "26,000; 2-D modes: 2,500). Metrics: fid, kid, pr, is (Inception, via torch-fidelity); "
-        "cfid, coverage, cacc (gankit's MNIST/Fashion classifier); modes; energy. Results are "
-        "printed and written as JSON (a run: <run>/eval/step_N.json) with their protocol.",
+        "cfid, coverage, cacc (gankit's MNIST/Fashion/CIFAR-10 classifier); modes; energy. Results "
+        "are printed and written as JSON (a run: <run>/eval/step_N.json) with their protocol.",
     )
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
     p.add_argument("--metrics", default="fid", help="comma-separated (default fid)")

@@ -68,7 +68,12 @@ DEFAULT_N = {
 STACKED_N = 26_000  # PROTOCOLS.md, Stacked MNIST
 MODES2D_N = 2_500  # PROTOCOLS.md, 2-D mixtures
 CACC_PER_CLASS = 1_000  # PROTOCOLS.md, conditional generation
-CLASSIFIER_FOR = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "stacked-mnist": "mnist"}
+CLASSIFIER_FOR = {
+    "mnist": "mnist",
+    "fashion-mnist": "fashion-mnist",
+    "stacked-mnist": "mnist",
+    "cifar10": "cifar10",  # RGB: runs with data.channels=3 only
+}
 CONSTANT_KEYS = {"n_modes", "class_entropy_max"}  # context, not a curve to plot
 REF_SEED = 2024  # fixed choice of the reference subset when n < the split's size
 VALUE_KEYS = {  # what each metric puts into a result, so a later evaluation can merge into it
@@ -153,6 +158,11 @@ def _check_kind(cfg: Config, kind: str, names: list[str]) -> None:
         raise UserError(
             f"{', '.join(wants_classifier)} need gankit's classifier, which exists for "
             f"{', '.join(CLASSIFIER_FOR)}, not {cfg.data.name}; use fid or kid"
+        )
+    if per_image and cfg.data.name == "cifar10" and cfg.data.channels != 3:
+        raise UserError(
+            f"{', '.join(per_image)} use the CIFAR-10 classifier, which reads RGB images, but this "
+            f"run has data.channels={cfg.data.channels}; train with data.channels=3 or use fid"
         )
 
 
@@ -352,7 +362,7 @@ def _classifier_metrics(draws: _Draws, names, opts, out, protocols, split: Split
     clf = clf_mod.load_classifier(data, opts.data_root or cfg.data.root, device=opts.device)
     base = {"classifier": data, "seed": opts.seed}
     if cfg.data.name != "stacked-mnist":  # Stacked MNIST: one digit per channel, at 28 px
-        base["classifier_input"] = clf_mod.input_protocol(generator.shape)
+        base["classifier_input"] = clf_mod.input_protocol(generator.shape, clf.image_shape)
     shared = base if split is None else {**base, "processes": split.world}  # for split metrics
     if "cfid" in names:
         n = _count("cfid", opts)
@@ -393,8 +403,8 @@ def _classifier_metrics(draws: _Draws, names, opts, out, protocols, split: Split
 
 def _ppl_classifier(cfg: Config) -> str | None:
     """The classifier whose features PPL uses: 1-channel images of a data set that has one."""
-    if cfg.data.name == "stacked-mnist" or cfg.data.channels != 1:
-        return None
+    if cfg.data.name in ("stacked-mnist", "cifar10") or cfg.data.channels != 1:
+        return None  # cifar10: its classifier reads RGB, so PPL keeps Inception's features
     return CLASSIFIER_FOR.get(cfg.data.name)
 
 
