@@ -349,6 +349,15 @@ def test_ada_is_refused_for_a_critic_but_diffaug_trains_it(tmp_path, folders):
     assert left > 0.4 and right < -0.4, (left, right)  # about +-0.73 in the data
 
 
+def test_ada_is_accepted_for_the_hinge_variant(tmp_path, folders):
+    hinge_ada = ["train.variant=hinge", "train.augment=ada", "train.ada_interval=1"]
+    run = _train(tmp_path, folders / "left", *hinge_ada, "train.steps=2", "log.every=1",
+                 preset="mnist-dcgan")  # fmt: skip
+    rows = _rows(run.dir)
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(abs(r["ada_sign_real"]) <= 1 and 0 <= r["augment_p"] <= 1 for r in rows)
+
+
 # ---------------------------------------------------------------------------------------------
 # short runs still learn the data: what D sees augmented does not leak into G
 

@@ -23,6 +23,12 @@ from .base import Batch, LossOut, Variant
 class Hinge(Variant):
     probabilities = False  # raw margin scores, logged as they are
 
+    @property
+    def signed_scores(self) -> bool:
+        """The raw margin is positive for "real" and negative for "generated" (about +-1 at D's
+        optimum), so ``train.augment=ada`` may read its sign."""
+        return True
+
     def loss(self, phase: str, nets: dict[str, nn.Module], batch: Batch) -> LossOut:
         if phase == "D":
             s_real, s_fake, _ = self.d_scores(nets, batch)  # [B], [B]
