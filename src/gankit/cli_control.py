@@ -306,7 +306,7 @@ def _classifier(gen, name: str | None, device: str, command: str):
     """``(data set, classifier)`` for a generator of square gray images (the classifier resizes
     sides other than 28 to 28), or a one-line error."""
     from .evaluation import CLASSIFIER_FOR
-    from .metrics.classifier import check_data, load_classifier
+    from .metrics.classifier import RECIPES, check_data, load_classifier
 
     data = name or CLASSIFIER_FOR.get(gen.config.data.name)
     if gen.kind != "image" or data is None:
@@ -315,10 +315,11 @@ def _classifier(gen, name: str | None, device: str, command: str):
             "MNIST or Fashion-MNIST image generator (or pass --classifier for 28x28 images)"
         )
     c, h, w = gen.shape
-    if c != 1 or h != w:
+    if c != 1 or h != w or RECIPES.get(data, RECIPES["mnist"]).net != "digits":
         raise UserError(
-            f"the {data} classifier reads square 1-channel images; this generator makes "
-            f"{'x'.join(map(str, gen.shape))}"
+            f"{command} steers with a digit-style classifier (MNIST, Fashion-MNIST: square "
+            f"1-channel images); this generator makes {'x'.join(map(str, gen.shape))} "
+            f"{gen.config.data.name} images, which it cannot steer yet"
         )
     clf = load_classifier(check_data(data), device=device)  # it resizes other sides to 28
     return data, clf
