@@ -17,6 +17,7 @@ import torch
 import gankit
 from gankit.api_explore import session as explore_session
 from gankit.explore import start
+from test_style_control import STYLE
 
 CHROMIUM = os.environ.get("GANKIT_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("GANKIT_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -90,12 +91,7 @@ def test_pick_truncate_and_edit_in_a_real_browser(browser, tmp_path, data_root):
             "log.quiet=true",
             f"data.root={data_root}",
             "data.download=false",
-            "data.size=16",
-            "model.z_dim=16",
-            "model.options.w_dim=16",
-            "model.options.channel_base=64",
-            "model.options.channel_max=16",
-            "model.options.mapping_layers=2",
+            *STYLE,  # the tiny StyleGAN of the style-control tests
             "train.steps=2",
             "train.batch_size=8",
             "log.n_samples=16",
