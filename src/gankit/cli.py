@@ -144,7 +144,7 @@ def _add_classifier(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--epochs",
         type=positive_int,
-        help="passes over the data (default: mnist 3, fashion 4, usps 20, cifar10 3)",
+        help="passes over the data (default: mnist 3, fashion 4, usps 20, cifar10 8)",
     )
     t.add_argument("--device", default="cpu", help="device to train on (default cpu)")
     t.add_argument("--force", action="store_true", help="train again even if one is cached")
