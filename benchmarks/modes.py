@@ -2,7 +2,7 @@
 
     python benchmarks/modes.py [--data ring grid] [--variants gan wgan wgan-gp lsgan ebgan]
                                [--remedies pac2,sn,mbstd,unroll5] [--extra "train.pac=2" ...]
-                               [--steps N] [--grid-steps N] [--seeds 5] [--jobs 2]
+                               [--no-plain] [--steps N] [--grid-steps N] [--seeds 5] [--jobs 2]
                                [--out runs/modes] [key=value ...]
 
 Each (data set, variant, remedy, seed) trains the variant's ring preset (``ring-<variant>``, or
@@ -94,7 +94,7 @@ def _rows(args) -> list[dict]:
     remedies += [(" ".join(e.split()), e.split()) for e in args.extra]
     rows = []
     for variant in args.variants:
-        for label, over in [("", []), *remedies]:
+        for label, over in [*([] if args.no_plain else [("", [])]), *remedies]:
             slug = re.sub(r"[^A-Za-z0-9.,=_+-]", "_", label.replace(" ", ","))
             rows.append({"variant": variant, "remedy": label, "slug": slug, "extra": over})
     return rows
@@ -355,6 +355,9 @@ def main() -> int:
         default=[],
         metavar='"KEY=VALUE ..."',
         help="one more row for every variant with these overrides (repeatable)",
+    )
+    ap.add_argument(
+        "--no-plain", action="store_true", help="only the remedy and --extra rows, no plain variant"
     )
     ap.add_argument("--steps", type=int, help="G updates per run (default: the preset's)")
     ap.add_argument("--grid-steps", type=int, help="on the grid (default: twice --steps)")
