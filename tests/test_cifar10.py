@@ -208,7 +208,7 @@ def test_real_set_counts(shared_dir, tmp_path, monkeypatch):
 # the presets
 
 
-@pytest.mark.parametrize("preset", ["cifar10-stylegan", "cifar10-dcgan"])
+@pytest.mark.parametrize("preset", ["cifar10-stylegan", "cifar10-dcgan", "cifar10-cdcgan"])
 def test_cifar10_presets_run_two_steps(fake_root, tmp_path, preset):
     c = gankit.load_config(preset)
     assert c.data.name == "cifar10" and c.data.size == 32 and c.data.channels == 3
@@ -217,7 +217,8 @@ def test_cifar10_presets_run_two_steps(fake_root, tmp_path, preset):
     run = gankit.train(preset, over)
     assert run.summary["steps"] == 2 and run.summary["data"] == "cifar10"
     assert np.isfinite(run.summary["loss_D"]) and np.isfinite(run.summary["loss_G"])
-    assert run.sample(2, seed=0).shape == (2, 3, 32, 32)
+    y = torch.tensor([3, 7]) if c.data.classes else None
+    assert run.sample(2, seed=0, labels=y).shape == (2, 3, 32, 32)
 
 
 def test_folder_stylegan_needs_data_path(tmp_path):
