@@ -64,3 +64,18 @@ def test_ring_pacgan_preset_is_the_modes_benchmark_row() -> None:
     drop = {"name": None, "description": None}
     assert {**dataclasses.asdict(preset), **drop} == {**dataclasses.asdict(bench), **drop}
     assert preset.train.pac == 2 and preset.model.options["d_maxout"] == 5
+
+
+def test_grid_pacgan_preset_is_the_modes_benchmark_row() -> None:
+    """grid-pacgan is the grid row the README's table measured (the veegan nets, an 8-d latent)."""
+    import dataclasses
+
+    import modes
+    from gankit import config
+
+    row = ["data.name=grid", *modes.remedy_overrides("veegan+pac2"), "model.z_dim=8"]
+    row += ["train.lr_decay_start=0.5", "train.steps=20000"]
+    preset, bench = config.load("grid-pacgan"), config.load("ring", row)
+    drop = {"name": None, "description": None}
+    assert {**dataclasses.asdict(preset), **drop} == {**dataclasses.asdict(bench), **drop}
+    assert preset.data.name == "grid" and preset.model.z_dim == 8 and preset.train.pac == 2
