@@ -277,3 +277,14 @@ def test_presets_grow_to_32_px_by_step_3000(preset, channels):
     assert at(G, 2999 * per_step).progress()[1] < 1  # 32 px still fading in
     assert at(G, 3000 * per_step).progress() == (3, 1.0)  # grown
     assert 3000 < c.train.steps
+
+
+def test_spectral_norm_is_refused_by_progan_d():
+    """model.spectral_norm would find no nn.Linear or nn.Conv2d to normalise in D's equalized
+    layers: one sentence, not a silent no-op."""
+    cfg = ModelConfig(net="progan", z_dim=8, batchnorm=False, spectral_norm=True)
+    with pytest.raises(UserError, match="D of model.net=progan has none") as e:
+        build_discriminator(cfg, (1, 16, 16))
+    assert "set model.spectral_norm=false" in str(e.value) and "\n" not in str(e.value)
+    cfg = ModelConfig(net="progan", z_dim=8, batchnorm=False)
+    assert build_discriminator(cfg, (1, 16, 16))(torch.zeros(2, 1, 16, 16)).shape == (2,)

@@ -111,4 +111,12 @@ def build_discriminator(
         shape = check_build_args(shape, 0)
         inner = NETS.get(cfg.net)("D", cfg, packed_shape(shape, pac), 0)  # input: m samples
         net = PackedD(inner, pac, shape)
-    return spectral_norm_(net) if cfg.spectral_norm else net
+    if not cfg.spectral_norm:
+        return net
+    if not has_sn_layers(net):
+        raise UserError(
+            "model.spectral_norm normalises linear and convolution layers, and the D of "
+            f"model.net={cfg.net} has none (its layers are its own, with equalized learning "
+            "rates); set model.spectral_norm=false"
+        )
+    return spectral_norm_(net)
