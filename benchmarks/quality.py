@@ -50,6 +50,8 @@ COLUMNS = {  # result key -> column title
     "cfid": "classifier FID",
     "class_entropy": "class entropy (max 2.303)",
     "conditional_accuracy": "conditional accuracy",
+    "stacked_modes": "Stacked MNIST modes (of 1000)",
+    "stacked_kl": "Stacked MNIST KL",
 }
 INCEPTION = ("fid", "kid", "pr", "is")
 CLASSIFIER = ("cfid", "coverage")
@@ -194,7 +196,8 @@ def main() -> int:
     rows += list(floors.values())
     cols = ["preset", "steps", "train s", "n inception", "FID", "KID x 1000", "precision",
             "recall", "IS", "n classifier", "classifier FID", "class entropy (max 2.303)", "n cacc",
-            "conditional accuracy", "eval s"]  # fmt: skip
+            "conditional accuracy", "n other", "Stacked MNIST modes (of 1000)", "Stacked MNIST KL",
+            "eval s"]  # fmt: skip
     cols = [c for c in cols if any(r.get(c) for r in rows)]
     text = (
         f"Device: {args.device}. n generated vs n test images per metric (the protocol is "
