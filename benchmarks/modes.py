@@ -35,6 +35,7 @@ import re
 import signal
 import statistics
 import sys
+import textwrap
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -298,12 +299,16 @@ def _figure(rows: list[dict], data: str, path: Path) -> None:
     if not rows:
         return
     first = [r for r in rows if r["seed"] == min(x["seed"] for x in rows)]
-    fig = Figure(figsize=(4 * len(first), 4.3), dpi=100)
+    labels = [
+        "\n".join(textwrap.wrap(r["variant"] + (f" + {r['remedy']}" if r["remedy"] else ""), 48))
+        for r in first
+    ]  # --extra rows name many overrides: wrapped, and the figure grows to hold them
+    lines = max(label.count("\n") for label in labels)
+    fig = Figure(figsize=(4 * len(first), 4.3 + 0.16 * lines), dpi=100)
     FigureCanvasAgg(fig)
-    for i, r in enumerate(first):
+    for i, (r, label) in enumerate(zip(first, labels, strict=True)):
         ax = fig.add_subplot(1, len(first), i + 1)
         ax.imshow(mpimg.imread(r["scatter"]))
-        label = r["variant"] + (f" + {r['remedy']}" if r["remedy"] else "")
         ax.set_title(f"{label}\n{r['modes']}/{r['n_modes']} modes, {r['hq']:.0%} hq", fontsize=9)
         ax.axis("off")
     fig.tight_layout()
