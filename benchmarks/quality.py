@@ -13,7 +13,8 @@ histogram, log 10 = 2.303 is perfect) and, for conditional presets, the conditio
 (``--cacc-n`` per class; the protocol's 1,000). Beside the models, the floor: FID of n train
 images against the same n test images (PROTOCOLS.md), once per data set and image size. Writes
 ``<out>/quality.md`` with the training budget and the sample counts beside every number. On a
-2-core CPU Inception runs at 10-20 images/s: use the GPU, or a smaller ``--n``, and say so.
+2-core CPU Inception runs at about 7 images/s with 2 threads and 3 with one (measured on a quiet
+machine), so 10,000 samples take 25-50 minutes: use the GPU, or a smaller ``--n``, and say so.
 
 Resumable: a finished training is skipped, an interrupted one continues from its newest checkpoint
 (``gankit.resume``), and each group of metrics (Inception, classifier, conditional accuracy, the
