@@ -13,7 +13,8 @@ CIFAR-10 (32 px RGB, the JPEG tarballs of ``data/cifar10.py``) has its own netwo
 fast CIFAR-10 ResNet, trained with SGD (Nesterov momentum, weight decay 5e-4), the same one-cycle
 schedule and label smoothing, random 4-px shifts (crops of the padded image) and horizontal
 flips. The recipe runs 8 epochs: 83.0 % test accuracy in 554 s on a quiet 2-core CPU (3 epochs
-gave 69.6 % in 210 s); its test accuracy is in ``info["test_accuracy"]`` and the README. It reads ``[N, 3, S, S]``, resized to 32.
+gave 69.6 % in 210 s); its test accuracy is in ``info["test_accuracy"]`` and the README. It
+reads ``[N, 3, S, S]``, resized to 32.
 
 Input: square 1-channel images ``[N, 1, S, S]`` in [-1, 1] of any side S. The network reads
 28x28; other sides (the 32-px StyleGAN and DCGAN presets) are resized to 28 inside
