@@ -79,3 +79,16 @@ def test_grid_pacgan_preset_is_the_modes_benchmark_row() -> None:
     drop = {"name": None, "description": None}
     assert {**dataclasses.asdict(preset), **drop} == {**dataclasses.asdict(bench), **drop}
     assert preset.data.name == "grid" and preset.model.z_dim == 8 and preset.train.pac == 2
+
+
+def test_modes_no_plain_keeps_only_the_remedy_rows() -> None:
+    import argparse
+
+    import modes
+
+    args = argparse.Namespace(variants=["gan", "lsgan"], remedies=["pac2"], extra=["train.pac=4"])
+    both = modes._rows(argparse.Namespace(**vars(args), no_plain=False))
+    only = modes._rows(argparse.Namespace(**vars(args), no_plain=True))
+    assert [r["remedy"] for r in both] == ["", "pac2", "train.pac=4"] * 2
+    assert [r["remedy"] for r in only] == ["pac2", "train.pac=4"] * 2
+    assert only[0]["extra"] == ["train.pac=2"] and only[1]["extra"] == ["train.pac=4"]
