@@ -75,15 +75,7 @@ def build_generator(cfg: ModelConfig, shape: Sequence[int], num_classes: int = 0
     """
     resolve_options(cfg)
     net = NETS.get(cfg.net)("G", cfg, shape, num_classes)
-    if not cfg.spectral_norm_g:
-        return net
-    if not has_sn_layers(net):
-        raise UserError(
-            "model.spectral_norm_g normalises linear and convolution layers, and the G of "
-            f"model.net={cfg.net} has none (its layers are its own); set "
-            "model.spectral_norm_g=false"
-        )
-    return spectral_norm_(net)
+    return _spectral(net, "G", cfg.net, "spectral_norm_g") if cfg.spectral_norm_g else net
 
 
 def build_discriminator(
@@ -111,12 +103,15 @@ def build_discriminator(
         shape = check_build_args(shape, 0)
         inner = NETS.get(cfg.net)("D", cfg, packed_shape(shape, pac), 0)  # input: m samples
         net = PackedD(inner, pac, shape)
-    if not cfg.spectral_norm:
-        return net
+    return _spectral(net, "D", cfg.net, "spectral_norm") if cfg.spectral_norm else net
+
+
+def _spectral(net: nn.Module, player: str, family: str, key: str) -> nn.Module:
+    """``net`` with every layer spectrally normalised; a net without linear or convolution
+    layers (equalized ones, e.g. stylegan's G or progan's D) is refused, not silently left."""
     if not has_sn_layers(net):
         raise UserError(
-            "model.spectral_norm normalises linear and convolution layers, and the D of "
-            f"model.net={cfg.net} has none (its layers are its own, with equalized learning "
-            "rates); set model.spectral_norm=false"
+            f"model.{key} normalises linear and convolution layers, and the {player} of "
+            f"model.net={family} has none (its layers are its own); set model.{key}=false"
         )
     return spectral_norm_(net)
