@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 from torch.testing import assert_close
 
 import gankit
 from gankit.training import checkpoint
+from gankit.training.ema import EMA
 from gankit.training.trainer import Trainer
 from gankit.variants.gan import GAN
 
@@ -78,7 +80,14 @@ def _assert_same_state(a: dict, b: dict) -> None:
         _same(a[part], b[part], part)
 
 
-@pytest.mark.parametrize("extra", [[], ["train.n_critic=2", "model.dropout=0.3", "train.ema=0.9"]])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["train.n_critic=2", "model.dropout=0.3", "train.ema=0.9"],
+        ["train.ema=0.999", "train.ema_warmup=true"],  # the ramp follows the step, resumed too
+    ],
+)
 def test_resume_is_bit_exact_on_toy_data(tmp_path, extra):
     # lr_decay=none: a linear schedule depends on the total steps, which the extension changes
     common = [
@@ -160,6 +169,24 @@ def test_checkpoint_is_plain_data_and_export_round_trips(tmp_path):
     assert_close(a, b, rtol=0, atol=0)
     assert_close(a, c, rtol=0, atol=0)
     assert_close(run.sample(50, seed=3), a, rtol=0, atol=0)  # the EMA net is what samples
+
+
+def test_ema_warmup_follows_the_ramp_and_forgets_the_initial_weights():
+    net = nn.Linear(1, 1, bias=False, dtype=torch.float64)  # float32 can't show a 1e-12 share
+    nn.init.constant_(net.weight, 0.0)
+    plain, ramp = EMA(net, 0.999), EMA(net, 0.999, warmup=True)
+    expect = 0.0  # the ramped average by hand: e <- d e + (1 - d) x, d = min(0.999, (1+t)/(10+t))
+    for t in range(200):
+        with torch.no_grad():
+            net.weight.fill_(1.0)  # G jumped from its initial 0 to 1 and stays there
+        plain.update(net, t)
+        ramp.update(net, t)
+        d = min(0.999, (1 + t) / (10 + t))
+        expect = d * expect + (1 - d) * 1.0
+    assert ramp.decay_at(0) == 0.1 and ramp.decay_at(10_000) == 0.999 and plain.decay_at(0) == 0.999
+    assert_close(ramp.net.weight.item(), expect, rtol=1e-6, atol=0)
+    assert ramp.net.weight.item() > 1 - 1e-12  # the initial weights' share: prod d < 1e-12
+    assert_close(plain.net.weight.item(), 1 - 0.999**200, rtol=1e-5, atol=0)  # 82 % initial
 
 
 def test_crash_while_saving_keeps_last_good_checkpoint(tmp_path, monkeypatch):

@@ -101,6 +101,9 @@ class TrainConfig:
     ortho_reg: float = 0.0  # beta of BigGAN's orthogonal regularisation of G (Brock et al. 2019;
     # the paper's 1e-4), added to G's loss by every variant (losses/orthogonal.py); 0 = off
     ema: float = 0.0  # decay of the moving average of G's weights; 0 = off
+    ema_warmup: bool = False  # the decay ramps as min(ema, (1 + step) / (10 + step)), so the
+    # average forgets G's initial weights within the first hundred steps (training/ema.py);
+    # nothing to ramp when train.ema=0
     amp: bool = False  # bfloat16 autocast (CUDA, or a CPU with bf16 instructions)
     sync_bn: bool = False  # synchronised batch norm across torchrun processes (CUDA only)
     compile: bool = False  # torch.compile each player (not with a gradient penalty or R1)

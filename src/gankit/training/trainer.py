@@ -137,7 +137,8 @@ class Trainer:
             k: torch.optim.lr_scheduler.LambdaLR(o, self._lr_factor) for k, o in self.opts.items()
         }
         gname = self.variant.sampler_player
-        self.ema = EMA(self.nets[gname], cfg.train.ema) if cfg.train.ema > 0 else None
+        ema, warmup = cfg.train.ema, cfg.train.ema_warmup
+        self.ema = EMA(self.nets[gname], ema, warmup) if ema > 0 else None
         # every rank draws the global batch order and latents; distributed.Shard keeps its slice
         self.sampler = self.source.sampler(batch_size * world, cfg.seed)
         if self.dist.enabled:
@@ -403,7 +404,7 @@ class Trainer:
                 for s in self.sched.values():
                     s.step()
                 if self.ema is not None:
-                    self.ema.update(self.nets[self.variant.sampler_player])
+                    self.ema.update(self.nets[self.variant.sampler_player], self.step)
                 self.step += 1
                 self._set_progress()
                 if self.augment is not None:  # ada: p follows D's overfitting
