@@ -72,6 +72,14 @@ def test_fade_weight_follows_the_schedule(images, expected):
         assert net.resolution() == 4 * 2**stage
 
 
+def test_describe_progress_names_the_resolution_and_the_fade():
+    G = nets()[0]  # 4 -> 32 px, stages of 100 images, fades of 50
+    at(G, 7)
+    got = [G.describe_progress(i) for i in (0, 110, 150, 425, 10_000)]
+    assert got == ["4 px", "4 -> 8 px, fade 0.20", "8 px", "16 -> 32 px, fade 0.50", "32 px"]
+    assert G.progress() == (0, 1.0) and int(G.images) == 7  # describing moves nothing
+
+
 def test_schedule_without_fades_and_from_a_later_start():
     assert [stage_of(t, 3, 10, 0) for t in (0, 9, 10, 19, 20, 1000)] == [
         (0, 1.0), (0, 1.0), (1, 1.0), (1, 1.0), (2, 1.0), (2, 1.0)

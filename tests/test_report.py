@@ -265,6 +265,20 @@ def test_plot_timeline_picks_first_last_and_at_most_max(tmp_path: Path) -> None:
         plot_timeline([], tmp_path / "none.png")
 
 
+def test_timeline_captions_go_under_the_step_and_make_room(tmp_path: Path) -> None:
+    frames = write_frames(tmp_path / "samples", [0, 500, 1000])
+    caption = {0: "4 px", 500: "4 -> 8 px, fade 0.00", 1000: "8 px"}.get
+    plain, captioned = _timeline_figure(frames, 8), _timeline_figure(frames, 8, caption)
+    assert titles(captioned) == [
+        "step 0\n4 px",
+        "step 500\n4 -> 8 px, fade 0.00",
+        "step 1000\n8 px",
+    ]
+    assert captioned.get_figheight() > plain.get_figheight()  # the second line gets its room
+    silent = _timeline_figure(frames, 8, lambda step: "")  # a net without a schedule
+    assert titles(silent) == titles(plain) and silent.get_figheight() == plain.get_figheight()
+
+
 # ------------------------------------------------------------------------------------ the page
 def fake_run(run: Path) -> None:
     run.mkdir()

@@ -160,6 +160,14 @@ class _Scheduled(nn.Module):
     def resolution(self) -> int:
         return self.sides[self.progress()[0]]
 
+    def describe_progress(self, images: int) -> str:
+        """Where the schedule stands after ``images`` images, in words, e.g. "16 px" or
+        "8 -> 16 px, fade 0.40" (the trainer's timeline captions its frames with it)."""
+        o = self.opts
+        stage, alpha = stage_of(images, self.n_stages, o.stage_images, o.fade_images)
+        side = self.sides[self.first + stage]
+        return f"{side} px" if alpha >= 1 else f"{side // 2} -> {side} px, fade {alpha:.2f}"
+
     def extra_repr(self) -> str:
         top, alpha = self.progress()
         return f"resolution={self.sides[top]}, alpha={alpha:g}, images={self._images}"

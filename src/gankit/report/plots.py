@@ -487,7 +487,9 @@ def pick_frames(n: int, max_frames: int) -> list[int]:
     return sorted({round(i * (n - 1) / (max_frames - 1)) for i in range(max_frames)})
 
 
-def _timeline_figure(frames: list[tuple[int, Path]], max_frames: int) -> Figure:
+def _timeline_figure(
+    frames: list[tuple[int, Path]], max_frames: int, caption: Callable[[int], str] | None = None
+) -> Figure:
     """The figure behind ``plot_timeline``: one titled, axis-less panel per chosen frame."""
     if not frames:
         raise ValueError("plot_timeline needs at least one (step, png) frame")
@@ -500,17 +502,27 @@ def _timeline_figure(frames: list[tuple[int, Path]], max_frames: int) -> Figure:
     height_px, width_px = images[-1].shape[:2]
     # About one screen pixel per image pixel, within bounds that keep "step N" readable.
     frame_w = min(max(width_px / DPI, 1.6), max(2.6, 16 / len(chosen)))  # <= ~16 in wide
-    size = (frame_w * len(chosen), frame_w * height_px / width_px + 0.45)
+    titles = [f"step {step}" for step, _ in chosen]
+    if caption is not None and any(caption(step) for step, _ in chosen):
+        titles = [f"{t}\n{caption(step)}" for t, (step, _) in zip(titles, chosen, strict=True)]
+    lines = max(t.count("\n") + 1 for t in titles)
+    size = (frame_w * len(chosen), frame_w * height_px / width_px + 0.2 + 0.25 * lines)
     fig = Figure(figsize=size, dpi=DPI, layout="constrained")
     axes = fig.subplots(1, len(chosen), squeeze=False)[0]
-    for ax, (step, _), image in zip(axes, chosen, images, strict=True):
+    for ax, title, image in zip(axes, titles, images, strict=True):
         ax.imshow(image, interpolation="nearest" if image.shape[0] <= 128 else "antialiased")
-        ax.set_title(f"step {step}")
+        ax.set_title(title)
         ax.set_axis_off()
     return fig
 
 
-def plot_timeline(frames: list[tuple[int, Path]], path: Path, max_frames: int = 8) -> Path:
-    """Sample images at a few steps, side by side, each titled "step N" -> one PNG."""
+def plot_timeline(
+    frames: list[tuple[int, Path]],
+    path: Path,
+    max_frames: int = 8,
+    caption: Callable[[int], str] | None = None,
+) -> Path:
+    """Sample images at a few steps, side by side, each titled "step N" (and under it
+    ``caption(N)`` when that says something, e.g. a growing net's resolution) -> one PNG."""
     with _style():
-        return _save(_timeline_figure(frames, max_frames), path)
+        return _save(_timeline_figure(frames, max_frames, caption), path)

@@ -241,6 +241,15 @@ class Trainer:
         start = self.cfg.train.lr_decay_start * self.cfg.train.steps
         return max(0.0, min(1.0, 1.0 - (step - start) / (self.cfg.train.steps - start)))
 
+    def _caption(self, step: int) -> str:
+        """What a net on a schedule was doing at ``step``, from its ``describe_progress(images)``
+        hook (progressive growing: the resolution); "" when no net has one."""
+        images = step * self.cfg.train.batch_size * self.dist.world
+        for m in self._scheduled:
+            if hasattr(m, "describe_progress"):
+                return m.describe_progress(images)
+        return ""
+
     def _set_progress(self) -> None:
         """Tell every module with a ``set_progress(step, images)`` hook (a net whose structure
         follows a schedule, e.g. progressive growing) where training is: a pure function of the
@@ -599,7 +608,7 @@ class Trainer:
             report.plot_losses(rows, self.dir / "losses.png", title=self.dir.name)
         frames = report.find_samples(self.dir / "samples")
         if frames:
-            report.plot_timeline(frames, self.dir / "timeline.png")
+            report.plot_timeline(frames, self.dir / "timeline.png", caption=self._caption)
         if self.source.kind == "toy":
             self._save_samples(fake, self.dir / "scatter.png")
         report.write_report(self.dir)
