@@ -47,6 +47,8 @@ PRESETS = {
     "ring-cgan": "cgan",
     "mnist-wgan-gp": "wgan-gp",
     "mnist-cgan": "cgan",
+    "mnist-cdcgan": "cgan",
+    "fashion-cdcgan": "cgan",
 }
 
 
@@ -63,7 +65,7 @@ def test_presets_load_and_name_their_variant(preset):
         assert cfg.train.optimizer == "rmsprop" and cfg.train.lr_g == cfg.train.lr_d == 5e-5
 
 
-@pytest.mark.parametrize("preset", ["mnist-wgan-gp", "mnist-cgan"])
+@pytest.mark.parametrize("preset", ["mnist-wgan-gp", "mnist-cgan", "mnist-cdcgan"])
 def test_mnist_presets_take_a_step(tmp_path, data_root, preset):
     run = gankit.train(
         preset,
@@ -81,7 +83,7 @@ def test_mnist_presets_take_a_step(tmp_path, data_root, preset):
     (row,) = _rows(run.dir)
     assert math.isfinite(row["loss_D"]) and math.isfinite(row["loss_G"])
     gen = gankit.load_generator(run.dir)
-    labels = 7 if preset == "mnist-cgan" else None
+    labels = 7 if gankit.load_config(preset).data.classes else None
     x = gen.sample(4, seed=0, labels=labels)
     assert x.shape == (4, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
 
