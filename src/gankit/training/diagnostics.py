@@ -19,6 +19,8 @@ from torch import Tensor
 from ..metrics.modes import mode_coverage, nearest_mode
 
 WIN_STREAK = 3  # consecutive logged rows before "D wins" is declared
+IMAGE_MIN_STEP = 500  # before it an image G that has not learned yet is alike across z (its
+# untrained outputs are near one grey image) without having collapsed: no verdict on short runs
 
 
 class Diagnostics:
@@ -76,7 +78,8 @@ class Diagnostics:
         return out
 
     def check_samples(self, step: int, fake: Tensor) -> list[str]:
-        """Look at the fixed-z samples for mode collapse (after the first third of training)."""
+        """Look at the fixed-z samples for mode collapse (after the first third of training, and
+        for images not before step ``IMAGE_MIN_STEP``)."""
         if step < self.cfg.train.steps // 3:
             return []
         modes = getattr(self.source, "modes", None)
@@ -94,7 +97,7 @@ class Diagnostics:
                     "modes; try packing (train.pac=2, or the ring-pacgan preset's nets), "
                     "train.variant=wgan-gp, a lower train.lr_g, or more D steps (train.n_critic)",
                 )
-        elif self.source.kind == "image" and fake.shape[0] >= 8:
+        elif self.source.kind == "image" and fake.shape[0] >= 8 and step >= IMAGE_MIN_STEP:
             real, _ = self.source.sample(fake.shape[0], torch.Generator().manual_seed(0))
             ratio = _spread(fake) / max(_spread(real), 1e-8)
             if ratio < 0.25:
