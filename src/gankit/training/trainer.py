@@ -8,12 +8,9 @@ checkpoints, exact resume, logging and pictures. It never names a variant.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
-import json
 import math
-import signal
 import sys
 import threading
 import time
@@ -25,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import config as config_mod
-from .. import data, nets, report, variants
+from .. import data, nets, variants
 from ..config import Config
 from ..devices import resolve as resolve_device
 from ..errors import GankitError, UserError
@@ -38,11 +35,11 @@ from . import checkpoint, distributed, speed
 from .diagnostics import Diagnostics
 from .ema import EMA
 from .logger import Logger
+from .outputs import N_POINTS, RunOutputs
+from .process import NoLock, NoLogger, check_tensorboard, cpu_threads, sigint_flag, to_device
 from .rundir import claim_dir, lock_dir, step_of
+from .state import KEEP_CHECKPOINTS, CheckpointState  # noqa: F401  (KEEP_CHECKPOINTS: public)
 from .stats import Window, grad_norm
-
-N_POINTS = 2500  # generated points for 2-D scatter plots and the mode-coverage protocol
-KEEP_CHECKPOINTS = 3
 
 
 class TrainingDiverged(GankitError):
@@ -71,7 +68,7 @@ class Run:
         return run_html(self)
 
 
-class Trainer:
+class Trainer(CheckpointState, RunOutputs):
     """One run. ``run_dir`` None: a fresh folder ``<out>/<name>`` (``-2``, ... when that one holds
     checkpoints or is being trained); ``resume``: continue ``run_dir`` from ``from_checkpoint``,
     else its newest intact checkpoint, else (killed before its first one) from step 0.
@@ -93,7 +90,7 @@ class Trainer:
             check_output_dir(run_dir if run_dir is not None else cfg.run_dir, "out/name")
         world, batch_size = self.dist.world, cfg.train.batch_size
         if cfg.log.tensorboard:
-            _check_tensorboard()
+            check_tensorboard()
         torch.manual_seed(cfg.seed)
         self.source = data.build_source(cfg.data)
         data.check_fits(self.source, batch_size * world, cfg.log.n_samples)
@@ -198,7 +195,7 @@ class Trainer:
         if reply[0] == "error":
             raise UserError(reply[1])  # rank 0 says it; the CLI prints only rank 0's errors
         if not self.dist.main:
-            self.dir, self.lock = Path(reply[1]), _NoLock()
+            self.dir, self.lock = Path(reply[1]), NoLock()
         return reply[2]
 
     def _resume(self, path: Path | None) -> dict[str, Any] | None:
@@ -277,10 +274,10 @@ class Trainer:
         b = (x[0] if isinstance(x, tuple) else x).shape[0]
         z = torch.randn(b * self.dist.world, self.cfg.model.z_dim, generator=self.noise)
         z = distributed.shard_latents(z, self.dist, b)  # [B, z_dim]: this rank's rows
-        x, z = _to_device(x, self.device), z.to(self.device, non_blocking=True)
+        x, z = to_device(x, self.device), z.to(self.device, non_blocking=True)
         if self.cfg.train.channels_last:
             x = speed.channels_last(x)
-        y = _to_device(y, self.device) if self.num_classes else None
+        y = to_device(y, self.device) if self.num_classes else None
         return Batch(real=x, labels=y, z=z, step=step)
 
     def _run_phase(self, phase: Phase, window: Window, log_now: bool) -> None:
@@ -382,7 +379,7 @@ class Trainer:
         cfg, d = self.cfg, self.dist
         if d.main:
             self._prepare_dir()
-        logger = Logger(self.dir, cfg, self.step, cfg.train.steps) if d.main else _NoLogger()
+        logger = Logger(self.dir, cfg, self.step, cfg.train.steps) if d.main else NoLogger()
         if d.enabled:
             self.notes.insert(
                 0,
@@ -396,7 +393,7 @@ class Trainer:
         t_log, img_log = time.perf_counter(), 0
         interrupted = False
         self._all_threads = torch.get_num_threads()
-        with _sigint_flag(self._stop, d.enabled), _cpu_threads(self._threads()), logger:
+        with sigint_flag(self._stop, d.enabled), cpu_threads(self._threads()), logger:
             if self._time_up(t0):  # a run resumed without more time takes no step
                 self.timed_out = True
                 logger.note(f"train.minutes={cfg.train.minutes:g} already spent; no step taken")
@@ -475,326 +472,6 @@ class Trainer:
             return False
         spent = time.perf_counter() - t0 >= 60.0 * self.cfg.train.minutes
         return distributed.any_true(spent, self.dist)
-
-    # ------------------------------------------------------------------ periodic metrics
-    def _check_eval(self) -> None:
-        """Fail before the first step, not hours in, when the chosen metrics cannot run."""
-        if not self.cfg.eval.every:
-            return
-        from .. import evaluation
-
-        evaluation.check(self.cfg, self.source.kind, self.cfg.eval.metrics)
-
-    def _evaluate(self, logger: Logger) -> None:
-        """Periodic metrics of the sampling net (``gankit.evaluation``), logged by rank 0.
-
-        Every rank calls it. Under torchrun each generates and extracts the features of its share
-        of the samples, gathered over the control group (``distributed.all_gather_rows``), and
-        rank 0 computes and logs the values one process would get from the same seed; metrics
-        that do not split (cacc, ppl, Stacked MNIST modes, 2-D and 1-D metrics) run on rank 0
-        alone while the others go on to the next collective."""
-        from .. import evaluation
-        from ..generator import Generator
-        from ..metrics.split import Split
-
-        cfg, d = self.cfg, self.dist
-        gen = Generator(
-            self.sampling_net, cfg, self.source.shape, self.num_classes, self.source.kind, self.step
-        )
-        opts = evaluation.Options(
-            n=cfg.eval.n,
-            seed=cfg.seed,
-            device=str(self.device),
-            inception_weights=cfg.eval.inception_weights,
-        )
-        split = None
-        if d.enabled:
-            split = Split(d.rank, d.world, functools.partial(distributed.all_gather_rows, d=d))
-        # metric nets are big enough to use every thread, unless the user chose a count
-        with _cpu_threads(self.cfg.threads or self._all_threads):
-            res = evaluation.evaluate_generator(gen, cfg.eval.metrics, opts, split)
-        if res is None:  # a rank other than 0: its shares are in rank 0's numbers
-            return
-        values = {
-            k: v
-            for k, v in res.items()
-            if isinstance(v, (int, float)) and k not in evaluation.CONSTANT_KEYS
-        }
-        self.last_eval = {"step": self.step, **values, "protocols": res["protocols"]}
-        logger.eval_row({"step": self.step, **{f"eval/{k}": v for k, v in values.items()}})
-
-    # ------------------------------------------------------------------ pictures and summary
-    @torch.no_grad()
-    def _generate(self) -> Tensor:
-        """The variant's preview of the fixed inputs, ``[n, *shape]`` on the CPU, every net in
-        eval mode (the sampler's EMA copy in its place)."""
-        nets = {**self.nets, self.variant.sampler_player: self.sampling_net}
-        modes = {name: net.training for name, net in nets.items()}
-        for net in nets.values():
-            net.eval()
-        try:
-            out = self.variant.preview(nets, _to_device(self._fixed, self.device))
-        finally:
-            for name, net in nets.items():
-                net.train(modes[name])
-        return out.float().cpu()  # [n, *shape]
-
-    @torch.no_grad()
-    def _field(self, pts: Tensor) -> Tensor:
-        """D's output on points (probabilities for logit-scored variants), for heat maps."""
-        D = self.nets["D"]
-        was_training = D.training
-        D.eval()
-        score = getattr(D, "score_points", D)  # a packed D scores a pack of copies of each point
-        s = score(pts.to(self.device)).float().cpu()  # [M]
-        D.train(was_training)
-        return torch.sigmoid(s) if self.variant.probabilities else s
-
-    def _save_samples(self, fake: Tensor, path: Path | None = None) -> Path:
-        path = path or self.dir / "samples" / f"step_{self.step:07d}.png"
-        if self.source.kind != "toy":
-            return report.save_grid(fake, path, nrow=self.variant.preview_nrow(fake.shape[0]))
-        real, _ = self.source.sample(N_POINTS, torch.Generator().manual_seed(self.cfg.seed + 7))
-        field = self._field if self.num_classes == 0 and "D" in self.nets else None
-        label = "D(x)" if self.variant.probabilities else "critic D(x)"
-        modes = getattr(self.source, "modes", None) if self.source.shape == (2,) else None
-        title = (
-            f"step {self.step}" if path.parent.name != "samples" else ""
-        )  # timeline titles frames
-        return report.plot_points(
-            real, fake, path, field=field, field_label=label, title=title, modes=modes
-        )
-
-    def _finish(self, interrupted: bool) -> dict[str, Any]:
-        cfg = self.cfg
-        rows = report.read_metrics(self.dir / "metrics.jsonl")
-        summary: dict[str, Any] = {
-            "name": self.dir.name,
-            "variant": cfg.train.variant,
-            "data": cfg.data.name,
-            "steps": self.step,
-            "interrupted": interrupted,
-            "time_limit": self.timed_out,  # stopped by train.minutes before train.steps
-            "seconds": round(self.elapsed, 2),
-            "device": str(self.device),
-            "processes": self.dist.world,
-            "global_batch": cfg.train.batch_size * self.dist.world,
-        }
-        if rows:
-            last = rows[-1]
-            summary.update(
-                {k: last[k] for k in ("loss_D", "loss_G", "D(x)", "D(G(z))") if k in last}
-            )
-            speeds = [r["img_per_s"] for r in rows if "img_per_s" in r]
-            summary["img_per_s"] = round(sum(speeds) / len(speeds), 1) if speeds else None
-        skipped = [
-            f
-            for src in [self.source, *getattr(self.source, "domains", ())]
-            for f in getattr(src, "skipped", [])
-        ]
-        if skipped:  # data.skip_bad=true left these out
-            summary["skipped_files"] = {"count": len(skipped), "files": skipped}
-        fake = self._generate()
-        summary.update(self.diagnostics.final(fake))
-        summary["warnings"] = self.diagnostics.warnings
-        if self.augment is not None:
-            summary["augment"] = self.augment.summary()
-        if getattr(self.source, "subset", None):  # data.limit
-            summary["data_subset"] = self.source.subset
-        if self.last_eval is not None:
-            summary["eval"] = self.last_eval
-        (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if rows:
-            report.plot_losses(rows, self.dir / "losses.png", title=self.dir.name)
-        frames = report.find_samples(self.dir / "samples")
-        if frames:
-            report.plot_timeline(frames, self.dir / "timeline.png", caption=self._caption)
-        if self.source.kind == "toy":
-            self._save_samples(fake, self.dir / "scatter.png")
-        report.write_report(self.dir)
-        return summary
-
-    # ------------------------------------------------------------------ checkpoints
-    def _prepare_dir(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        for step, frame in report.find_samples(self.dir / "samples"):  # an abandoned future
-            if step > self.step:
-                frame.unlink()
-        (self.dir / "config.yaml").write_text(self.cfg.to_yaml())
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "format": checkpoint.FORMAT,
-            "step": self.step,
-            "elapsed": self.elapsed,
-            "config": self.cfg.to_dict(),
-            "meta": {
-                "shape": list(self.source.shape),
-                "num_classes": self.num_classes,
-                "kind": self.source.kind,
-                "sampler_player": self.variant.sampler_player,
-            },
-            "nets": {k: v.state_dict() for k, v in self.nets.items()},
-            "opts": {k: v.state_dict() for k, v in self.opts.items()},
-            "sched": {k: v.state_dict() for k, v in self.sched.items()},
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "rng": {
-                **self._own_random(),
-                "noise": self.noise.get_state(),
-                "data": self.sampler.state_dict(),
-            },
-            "diagnostics": self.diagnostics.state_dict(),
-            "variant": self.variant.state_dict(),
-            "augment": self.augment.state_dict() if self.augment is not None else {},
-        }
-
-    def _own_random(self) -> dict[str, Any]:
-        """This process's random state: the global generators (the shared streams, noise and
-        data, are the same on every rank)."""
-        return {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
-
-    def _save(self) -> None:
-        own = {"rng": self._own_random(), "variant": self.variant.state_dict()}
-        if self.augment is not None:  # ada's sums of signs are each rank's own
-            own["augment"] = self.augment.state_dict()
-        ranks = distributed.gather(own, self.dist)  # every rank's part, on rank 0
-        if not self.dist.main:
-            return
-        state = self.state()
-        if self.dist.enabled:
-            state["ranks"] = ranks
-        checkpoint.save_atomic(state, checkpoint.step_path(self.dir, self.step))
-        checkpoint.prune(self.dir, KEEP_CHECKPOINTS)
-
-    def _load_state(self, ck: dict[str, Any]) -> None:
-        try:
-            self._restore(ck)
-        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
-            reason = " ".join(str(e).split())[:100] or type(e).__name__
-            raise UserError(
-                f"a checkpoint of {self.dir} does not fit this run ({type(e).__name__}: "
-                f"{reason}); resume from another checkpoint file"
-            ) from None
-
-    def _restore(self, ck: dict[str, Any]) -> None:
-        for k, net in self.nets.items():
-            net.load_state_dict(ck["nets"][k])
-        for k, opt in self.opts.items():
-            opt.load_state_dict(ck["opts"][k])
-        for k, s in self.sched.items():
-            s.load_state_dict(ck["sched"][k])
-        if self.ema is not None and ck["ema"] is not None:
-            self.ema.load_state_dict(ck["ema"])
-        own = self._rank_part(ck)
-        if own is not None:
-            torch.set_rng_state(own["rng"]["torch"])
-            if own["rng"]["cuda"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(own["rng"]["cuda"])
-            self.variant.load_state_dict(own["variant"])
-        else:  # a rank the checkpoint's run did not have: fresh draws, rank 0's variant state
-            torch.manual_seed(self.cfg.seed + 1_000_003 * self.dist.rank + int(ck["step"]))
-            self.variant.load_state_dict(ck.get("variant", {}))
-        if self.augment is not None:
-            self.augment.load_state_dict((own or ck).get("augment"), self.device)
-        self.noise.set_state(ck["rng"]["noise"])
-        self.sampler.load_state_dict(ck["rng"]["data"])
-        self.diagnostics.load_state_dict(ck.get("diagnostics", {}))
-        self.step, self.elapsed = int(ck["step"]), float(ck["elapsed"])
-
-    def _rank_part(self, ck: dict[str, Any]) -> dict[str, Any] | None:
-        """This rank's random state and variant state in ``ck`` (None: it has none), and a note
-        when the checkpoint was written by another number of processes."""
-        ranks = ck.get("ranks") or [
-            {"rng": ck["rng"], "variant": ck.get("variant", {}), "augment": ck.get("augment")}
-        ]
-        world, batch = self.dist.world, self.cfg.train.batch_size
-        if len(ranks) != world:
-            self.notes.append(
-                f"the checkpoint was written by {len(ranks)} process(es) (global batch "
-                f"{batch * len(ranks)}) and this run has {world} (global batch {batch * world}): "
-                "the data order and latents continue where they stopped, in batches of the new "
-                "size with the same learning rates, so the run is no longer an exact "
-                f"continuation; resume with {len(ranks)} process(es) for that"
-            )
-        return ranks[self.dist.rank] if self.dist.rank < len(ranks) else None
-
-
-class _NoLock:
-    """The run folder's lock on ranks other than 0 (which never write the folder)."""
-
-    def release(self) -> None:
-        pass
-
-
-class _NoLogger:
-    """The logger of ranks other than 0: says nothing, writes nothing."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
-
-    def __getattr__(self, name: str):
-        return lambda *args, **kwargs: None
-
-
-def _to_device(obj: Any, device: torch.device) -> Any:
-    """Tensors, and tuples or lists of them (None kept), moved to ``device``."""
-    if isinstance(obj, Tensor):
-        return obj.to(device, non_blocking=True)
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(_to_device(o, device) for o in obj)
-    return obj
-
-
-def _check_tensorboard() -> None:
-    try:
-        import torch.utils.tensorboard  # noqa: F401
-    except ImportError:
-        raise UserError(
-            "log.tensorboard needs the tensorboard package: pip install tensorboard"
-        ) from None
-
-
-@contextlib.contextmanager
-def _cpu_threads(n: int | None):
-    """Use n intra-op threads inside the block and restore the caller's setting after it."""
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-@contextlib.contextmanager
-def _sigint_flag(flag: threading.Event, torchrun: bool = False):
-    """First Ctrl-C asks the loop to checkpoint and stop at the end of the step; a second one
-    interrupts at once (the last checkpoint on disk stays intact: writes are atomic).
-
-    Under torchrun (``torchrun``) SIGINT and SIGTERM only ask: torchrun passes a Ctrl-C on to
-    its workers, so each sees it twice, and it kills them itself if they take too long."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        if flag.is_set() and not torchrun:
-            raise KeyboardInterrupt
-        flag.set()
-
-    signals = (signal.SIGINT, signal.SIGTERM) if torchrun else (signal.SIGINT,)
-    old = {s: signal.signal(s, handler) for s in signals}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def train(cfg: Config | str | dict | None = None, overrides: list[str] | str | None = None) -> Run:
