@@ -72,7 +72,8 @@ def plain_loop(t: Trainer, steps: int, count: bool = True) -> tuple[float, float
     """(images/s, FLOPs per step, phases whose FLOPs could not be counted) of a hand-written
     loop over the trainer's nets and data (FLOPs only when ``count``)."""
     v, nets, opts, dev = t.variant, t.nets, t.opts, t.device
-    ema = EMA(nets[v.sampler_player], t.cfg.train.ema) if t.cfg.train.ema > 0 else None
+    tc = t.cfg.train
+    ema = EMA(nets[v.sampler_player], tc.ema, tc.ema_warmup) if tc.ema > 0 else None
     z_dim, classes = t.cfg.model.z_dim, t.num_classes
     sampler = t.source.sampler(t.cfg.train.batch_size, t.cfg.seed)
 
@@ -101,7 +102,7 @@ def plain_loop(t: Trainer, steps: int, count: bool = True) -> tuple[float, float
             if s % phase.every == 0:
                 run_phase(phase, s)
         if ema is not None:
-            ema.update(nets[v.sampler_player])
+            ema.update(nets[v.sampler_player], s)
 
     flops, uncounted = 0.0, []
     for phase in v.phases() if count else ():  # one of each phase, weighed by its interval

@@ -28,7 +28,8 @@ class EMA:
         return min(self.decay, (1 + t) / (10 + t)) if self.warmup else self.decay
 
     @torch.no_grad()
-    def update(self, net: nn.Module, t: int = 0) -> None:
+    def update(self, net: nn.Module, t: int) -> None:
+        """Average ``net`` in as update ``t``; required, since the warm-up ramp depends on it."""
         ema_p = list(self.net.parameters())
         torch._foreach_lerp_(ema_p, list(net.parameters()), 1.0 - self.decay_at(t))
         for b_ema, b in zip(self.net.buffers(), net.buffers(), strict=True):
