@@ -23,7 +23,8 @@ from gankit.report import (
     save_grid,
     write_report,
 )
-from gankit.report.plots import FIELD_CHUNK, _losses_figure, _timeline_figure, pick_frames
+from gankit.report.plots import _losses_figure, _timeline_figure, pick_frames
+from gankit.report.points import FIELD_CHUNK
 
 
 # ------------------------------------------------------------------------------------ fixtures

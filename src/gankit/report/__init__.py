@@ -5,12 +5,12 @@ from gankit.report.plots import (
     find_samples,
     picture_bytes,
     plot_losses,
-    plot_points,
     plot_rows,
     plot_timeline,
     read_metrics,
     save_grid,
 )
+from gankit.report.points import plot_points
 
 __all__ = [
     "find_samples",

@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from gankit.report.plots import find_samples, plot_losses, plot_points, read_metrics, save_grid
+from gankit.report.plots import find_samples, plot_losses, read_metrics, save_grid
+from gankit.report.points import plot_points
 
 N_SHOWN = 64  # samples of an image generator's grid (seed 0: ``gankit sample --seed 0``)
 N_POINTS = 1000  # points of a toy generator's scatter
