@@ -8,8 +8,9 @@ and ``Source.sample(n)`` draws real samples for metrics and plots. Images are fl
 a finite source with fewer images than a batch or a sample grid.
 
 The data sets themselves live in ``toy.py`` (the 1-D and 2-D Gaussian mixtures of Goodfellow et al.
-2014, Metz et al. 2017 and Srivastava et al. 2017) and ``images.py`` (MNIST, LeCun et al. 1998;
-Fashion-MNIST, Xiao et al. 2017; folders of images); both register in ``registry.DATASETS``.
+2014, Metz et al. 2017 and Srivastava et al. 2017) and ``idx.py`` (MNIST, LeCun et al. 1998;
+Fashion-MNIST, Xiao et al. 2017), ``images.py`` (folders of images), ``cifar10.py``, ``usps.py``
+and ``stacked.py``; each registers in ``registry.DATASETS``.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def build_source(cfg: DataConfig, split: str = "train") -> Source:
 
 
 # Imported last so that the data sets can subclass Source and register themselves.
-from . import cifar10, images, paired, stacked, toy, usps  # noqa: E402, F401  (register data sets)
+from . import cifar10, idx, images, paired, stacked, toy, usps  # noqa: E402, F401  (register data sets)
 from .images import ImageSource  # noqa: E402
 from .toy import ToySource  # noqa: E402
 

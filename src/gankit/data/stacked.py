@@ -19,7 +19,8 @@ from torch import Tensor
 from ..config import DataConfig
 from ..errors import UserError
 from ..registry import DATASETS
-from .images import ImageSource, mnist, to_float
+from .idx import mnist
+from .images import ImageSource, to_float
 
 NAME = "stacked-mnist"
 NUM_MODES = 1000  # digit triples

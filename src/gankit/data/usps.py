@@ -41,7 +41,8 @@ from ..config import DataConfig
 from ..errors import UserError
 from ..registry import DATASETS
 from . import data_root
-from .images import ImageSource, _corrupt, _missing_dirs, _undo_download, resize_uint8
+from .idx import _corrupt, _missing_dirs, _undo_download
+from .images import ImageSource, resize_uint8
 
 NAME = "usps"
 FOLDER = "usps"  # <root>/usps/, the folder torchvision.datasets.USPS is given as its root
