@@ -26,7 +26,7 @@ from .. import data, nets, variants
 from ..config import Config
 from ..devices import resolve as resolve_device
 from ..errors import GankitError, UserError
-from ..files import check_output_dir, remove_stale_temporaries
+from ..files import check_output_dir
 from ..memory import check as check_memory
 from ..nets import augment as augment_mod
 from ..registry import VARIANTS
@@ -36,8 +36,7 @@ from .diagnostics import Diagnostics
 from .ema import EMA
 from .logger import Logger
 from .outputs import N_POINTS, RunOutputs
-from .process import NoLock, NoLogger, check_tensorboard, cpu_threads, sigint_flag, to_device
-from .rundir import claim_dir, lock_dir, step_of
+from .process import NoLogger, check_tensorboard, cpu_threads, sigint_flag, to_device
 from .state import KEEP_CHECKPOINTS, CheckpointState  # noqa: F401  (KEEP_CHECKPOINTS: public)
 from .stats import Window, grad_norm
 
@@ -168,67 +167,6 @@ class Trainer(CheckpointState, RunOutputs):
             speed.compile_players(self.nets)
         self.players = distributed.wrap(self.nets, self.dist, self.device)
         self.guard = speed.Guard(self.device)
-
-    def _claim(self, run_dir: Path | None, resume: bool, ckpt: Path | None) -> dict | None:
-        """Rank 0 claims (or locks) the run folder and reads the checkpoint to resume; every
-        rank gets the folder, the checkpoint and rank 0's notes, or rank 0's error."""
-        reply: tuple = ("ok", None, None, [])
-        if self.dist.main:
-            try:
-                self.dir, self.lock = (
-                    claim_dir(self.cfg.run_dir) if run_dir is None else lock_dir(run_dir)
-                )
-            except UserError as e:
-                distributed.broadcast(("error", str(e)), self.dist)
-                raise
-            try:
-                removed = remove_stale_temporaries([self.dir, self.dir / "checkpoints"])
-                if removed:
-                    self.notes.append(f"removed {len(removed)} temporary file(s) of a killed write")
-                ck = self._resume(ckpt) if resume else None
-            except BaseException as e:
-                self.lock.release()
-                distributed.broadcast(("error", str(e)), self.dist)
-                raise
-            reply = ("ok", str(self.dir), ck, self.notes)
-        reply = distributed.broadcast(reply, self.dist)
-        if reply[0] == "error":
-            raise UserError(reply[1])  # rank 0 says it; the CLI prints only rank 0's errors
-        if not self.dist.main:
-            self.dir, self.lock = Path(reply[1]), NoLock()
-        return reply[2]
-
-    def _resume(self, path: Path | None) -> dict[str, Any] | None:
-        """The checkpoint to continue from (None: none written yet, start at step 0)."""
-        if path is None and not checkpoint.checkpoints(self.dir):
-            self.notes.append(
-                f"{self.dir} has no checkpoint (stopped before its first one): starting it "
-                "again from step 0"
-            )
-            return None
-        chosen = path is not None  # a checkpoint file named by the user, maybe not the newest
-        if chosen:
-            ck = checkpoint.load(path)
-        else:
-            path, ck, skipped = checkpoint.load_latest(self.dir)
-            self.notes.extend(skipped)
-        if self.cfg.train.steps < int(ck["step"]):
-            raise UserError(
-                f"{path} is at step {ck['step']}, beyond train.steps={self.cfg.train.steps}; "
-                f"resume with train.steps={ck['step']} or more"
-            )
-        if chosen:
-            newer = [p for p in checkpoint.checkpoints(self.dir) if step_of(p) > int(ck["step"])]
-            if newer:
-                aside = self.dir / "checkpoints" / "superseded"
-                aside.mkdir(exist_ok=True)
-                for p in newer:
-                    p.replace(aside / p.name)
-                self.notes.append(
-                    f"resuming from step {ck['step']}: the {len(newer)} newer checkpoint(s) moved "
-                    f"to {aside}"
-                )
-        return ck
 
     # ------------------------------------------------------------------ set-up helpers
     def _lr_factor(self, step: int) -> float:
