@@ -57,21 +57,19 @@ def _toy_step(device: str):
 
 
 def _classifier(run: Path, device: str):
-    from .evaluation import CLASSIFIER_FOR
-    from .metrics.classifier import check_data, load_classifier
+    from .evaluation import steering_classifier
+    from .metrics.classifier import load_classifier
 
     def load():
         from .api import load_generator
 
         gen = load_generator(run)
-        data = CLASSIFIER_FOR.get(gen.config.data.name)
-        c, h, w = gen.shape if len(gen.shape) == 3 else (0, 0, 0)
-        if gen.kind != "image" or data is None or c != 1 or h != w:
+        if len(gen.shape) != 3:
             raise UserError(
-                f"no classifier reads {gen.config.data.name} images; editing needs an MNIST or "
-                "Fashion-MNIST image generator"
+                f"no classifier reads {gen.config.data.name} data; editing needs an MNIST, "
+                "Fashion-MNIST or CIFAR-10 image generator"
             )
-        return load_classifier(check_data(data), device=device)
+        return load_classifier(steering_classifier(gen, None, "editing"), device=device)
 
     return load
 

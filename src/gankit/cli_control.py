@@ -62,8 +62,9 @@ def _add_edit(sub: argparse._SubParsersAction) -> None:
         "edit",
         help="classifier-guided editing: move latent codes until G(z) shows a target class",
         description="Edit the samples of `gankit sample RUN --seed S --n N` towards a class of "
-        "gankit's MNIST/Fashion-MNIST classifier, by per-sample gradient ascent (optimize) or "
-        "along one direction fit from classifier labels (direction). Writes OUT/before.png, "
+        "gankit's classifier of the run's data set (MNIST, Fashion-MNIST, CIFAR-10), by "
+        "per-sample gradient ascent (optimize) or along one direction fit from classifier "
+        "labels (direction). Writes OUT/before.png, "
         "OUT/after.png and OUT/edit.json (success, distance moved, entanglement).",
     )
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
@@ -113,7 +114,7 @@ def _add_edit(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--classifier",
-        metavar="{mnist,fashion-mnist}",
+        metavar="{mnist,fashion-mnist,cifar10,usps}",
         help="classifier (default: the run's data set)",
     )
     p.add_argument("--out", default="edit", help="output folder (default: edit)")
@@ -146,7 +147,9 @@ def _add_arithmetic(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--class", dest="klass", type=count, help="class (conditional models)")
     p.add_argument(
-        "--classifier", metavar="{mnist,fashion-mnist}", help="default: the run's data set"
+        "--classifier",
+        metavar="{mnist,fashion-mnist,cifar10,usps}",
+        help="default: the run's data set",
     )
     p.add_argument("--out", default="arithmetic.png", help="output PNG (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="device (default cpu)")
@@ -303,26 +306,12 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def _classifier(gen, name: str | None, device: str, command: str):
-    """``(data set, classifier)`` for a generator of square gray images (the classifier resizes
-    sides other than 28 to 28), or a one-line error."""
-    from .evaluation import CLASSIFIER_FOR
-    from .metrics.classifier import RECIPES, check_data, load_classifier
+    """``(data set, classifier)`` that steers ``gen``'s images, or a one-line error."""
+    from .evaluation import steering_classifier
+    from .metrics.classifier import load_classifier
 
-    data = name or CLASSIFIER_FOR.get(gen.config.data.name)
-    if gen.kind != "image" or data is None:
-        raise UserError(
-            f"no classifier for a generator of {gen.config.data.name} data; {command} needs an "
-            "MNIST or Fashion-MNIST image generator (or pass --classifier for 28x28 images)"
-        )
-    c, h, w = gen.shape
-    if c != 1 or h != w or RECIPES.get(data, RECIPES["mnist"]).net != "digits":
-        raise UserError(
-            f"{command} steers with a digit-style classifier (MNIST, Fashion-MNIST: square "
-            f"1-channel images); this generator makes {'x'.join(map(str, gen.shape))} "
-            f"{gen.config.data.name} images, which it cannot steer yet"
-        )
-    clf = load_classifier(check_data(data), device=device)  # it resizes other sides to 28
-    return data, clf
+    data = steering_classifier(gen, name, command)
+    return data, load_classifier(data, device=device)  # it resizes other sides to its own
 
 
 def _concept(spec: str, name: str, args, gen, z_grid, clf):

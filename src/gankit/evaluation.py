@@ -97,6 +97,31 @@ VALUE_KEYS = {  # what each metric puts into a result, so a later evaluation can
 }
 
 
+def steering_classifier(gen, name: str | None, command: str) -> str:
+    """The classifier (``--classifier``, else the run's data set's) that steers ``gen``'s images
+    in ``command`` (editing, class concepts): one that reads their channels, or a one-line
+    ``UserError``. Other square sides are resized to the classifier's."""
+    from .metrics.classifier import NETS, RECIPES, check_data
+
+    data = name or CLASSIFIER_FOR.get(gen.config.data.name)
+    if gen.kind != "image" or data is None:
+        raise UserError(
+            f"no classifier for a generator of {gen.config.data.name} data; {command} needs an "
+            "MNIST, Fashion-MNIST or CIFAR-10 image generator (or pass --classifier)"
+        )
+    data = check_data(data)
+    want = NETS[RECIPES[data].net].image_shape  # (C, S, S)
+    c, h, w = gen.shape
+    if c != want[0] or h != w:
+        raise UserError(
+            f"{command} steers with the {data} classifier (square {want[0]}-channel images); "
+            f"this generator makes {'x'.join(map(str, gen.shape))} {gen.config.data.name} "
+            "images; pass --classifier with one that reads them (mnist, fashion-mnist: 1 "
+            "channel; cifar10: 3)"
+        )
+    return data
+
+
 @dataclasses.dataclass
 class Options:
     n: int | None = None  # samples per metric; None = each metric's protocol count
