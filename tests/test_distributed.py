@@ -178,3 +178,24 @@ def test_sync_bn_on_the_cpu_is_one_line():
         "gankit: error: train.sync_bn needs CUDA devices (torch's SyncBatchNorm has no CPU "
         "kernel); drop it, or train on GPUs"
     ]
+
+
+def test_a_successful_command_leaves_the_process_group_and_a_failed_one_does_not(tmp_path):
+    """At the end of a command that succeeded, the CLI leaves torchrun's process group (NCCL
+    warns when its communicators are freed in destructors); after an error other ranks may
+    still wait in a collective, so the group is left alone."""
+    import torch.distributed as dist
+
+    from gankit.cli import main
+
+    store = f"file://{tmp_path / 'store'}"
+    dist.init_process_group("gloo", init_method=store, rank=0, world_size=1)
+    try:
+        assert main(["presets"]) == 0
+        assert not dist.is_initialized()
+        dist.init_process_group("gloo", init_method=f"{store}-2", rank=0, world_size=1)
+        assert main(["sample", str(tmp_path / "no-such-run")]) == 2
+        assert dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -433,9 +433,24 @@ def _out_of_memory(e: BaseException) -> bool:
 def main(argv: list[str] | None = None) -> int:
     shown, warnings.showwarning = warnings.showwarning, _show_warning  # one line each, too
     try:
-        return _main(argv)
+        rc = _main(argv)
     finally:
         warnings.showwarning = shown
+    if rc == 0:
+        _leave_process_group()
+    return rc
+
+
+def _leave_process_group() -> None:
+    """Under torchrun, leave the process group once the command succeeded on this rank, so
+    NCCL's communicators are freed before exit instead of in destructors (PyTorch warns then).
+    Only on success: after an error the other ranks may still wait in a collective."""
+    if "torch.distributed" not in sys.modules:  # never imported: no group to leave
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _main_rank() -> bool:
