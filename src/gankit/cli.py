@@ -436,21 +436,11 @@ def main(argv: list[str] | None = None) -> int:
         rc = _main(argv)
     finally:
         warnings.showwarning = shown
-    if rc == 0:
-        _leave_process_group()
+    if rc == 0 and "torch.distributed" in sys.modules:  # else no group was ever joined
+        from .training.distributed import leave_group
+
+        leave_group()
     return rc
-
-
-def _leave_process_group() -> None:
-    """Under torchrun, leave the process group once the command succeeded on this rank, so
-    NCCL's communicators are freed before exit instead of in destructors (PyTorch warns then).
-    Only on success: after an error the other ranks may still wait in a collective."""
-    if "torch.distributed" not in sys.modules:  # never imported: no group to leave
-        return
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def _main_rank() -> bool:

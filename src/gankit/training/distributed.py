@@ -109,6 +109,16 @@ def setup(device: torch.device) -> tuple[Dist, torch.device]:
     return Dist(rank, dist.get_world_size(), local, backend, control), device
 
 
+def leave_group() -> None:
+    """Leave the process group at the end of a command that succeeded on this rank, so NCCL's
+    communicators are freed before exit instead of in destructors (PyTorch warns then). Not
+    after an error: the other ranks may still wait in a collective."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 # ---------------------------------------------------------------------------------- messages
 def broadcast(obj: Any, d: Dist) -> Any:
     """Rank 0's ``obj`` on every rank (pickled: only for gankit's own state)."""
