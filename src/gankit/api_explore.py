@@ -64,11 +64,6 @@ def _classifier(run: Path, device: str):
         from .api import load_generator
 
         gen = load_generator(run)
-        if len(gen.shape) != 3:
-            raise UserError(
-                f"no classifier reads {gen.config.data.name} data; editing needs an MNIST, "
-                "Fashion-MNIST or CIFAR-10 image generator"
-            )
         return load_classifier(steering_classifier(gen, None, "editing"), device=device)
 
     return load
