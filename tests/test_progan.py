@@ -143,6 +143,43 @@ def test_half_faded_images_are_the_mean_of_both_paths():
     assert (half - start).abs().max() > 1e-3 and (half - grown).abs().max() > 1e-3
 
 
+def test_a_compiled_net_is_traced_once_per_stage_and_fade_not_per_step():
+    """Under train.compile the fade's weight moves every step: were it a Python number, dynamo
+    would compile again each step and, past its recompile limit, leave the net eager. Traced
+    with dynamo's eager backend (no code generation), over the whole schedule, 3 to 5 calls
+    per fade and per stage: one graph per (stage, fading) and per net, and the compiled net
+    gives the eager net's output mid-fade."""
+    from torch._dynamo.utils import counters
+
+    from gankit.training import speed
+
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(3)
+    G, D = nets(shape=(1, 16, 16))  # 4 -> 8 -> 16: 3 stages, 2 fades
+    eager = {"G": build_generator(cfg(), (1, 16, 16)), "D": build_discriminator(cfg(), (1, 16, 16))}
+    eager["G"].load_state_dict(G.state_dict())
+    eager["D"].load_state_dict(D.state_dict())
+    limit = torch._dynamo.config.recompile_limit
+    try:
+        torch._dynamo.config.recompile_limit = 2  # fewer than the 5 graphs: the net raises it
+        speed.compile_players({"G": G, "D": D})
+        assert torch._dynamo.config.recompile_limit == G.compile_graphs == 5
+        for net in (G, D):
+            net.compile(backend="eager")  # as compile_players does, but tracing only
+        z = torch.randn(4, 8)
+        for images in range(0, 400, 12):  # every step of the schedule at batch 12
+            for net in (G, D, *eager.values()):
+                net.set_progress(0, images)
+            D(G(z)).sum().backward()
+            if images == 120:  # 8 px fading in, alpha 0.4
+                assert_close(G(z), eager["G"](z))
+        assert counters["stats"]["unique_graphs"] == 10  # 5 for G, 5 for D
+    finally:
+        torch._dynamo.config.recompile_limit = limit
+        torch._dynamo.reset()
+
+
 # ---------------------------------------------------------------------------------------------
 # pixel norm and equalized learning rate
 

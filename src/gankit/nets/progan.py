@@ -140,16 +140,28 @@ class _Scheduled(nn.Module):
         self.first = self.sides.index(opts.start_res)  # the block index of stage 0
         self.n_stages = len(self.sides) - self.first
         self.register_buffer("images", torch.tensor(-1, dtype=torch.int64))
-        self._images = -1  # the buffer's value, read without a device sync
+        # What forward reads: the top block and whether it fades in, plain Python that changes
+        # only at stage boundaries, and the fade's weight as a tensor, so a compiled forward
+        # guards on the stage alone and is not compiled again for every step of a fade.
+        self.register_buffer("alpha", torch.tensor(1.0), persistent=False)
+        self._move(-1)  # fully grown until the trainer says where the schedule is
         self.register_load_state_dict_post_hook(_sync_images)
+        # graphs torch.compile needs, one per (stage, fading); train.compile raises its limit
+        self.compile_graphs = 2 * self.n_stages - 1
 
     def channels(self, res: int) -> int:
         return min(self.opts.channel_base // res, self.opts.channel_max)
 
     def set_progress(self, step: int, images: int) -> None:
         """The trainer's hook: move the schedule to ``images`` images of G (``step`` unused)."""
-        self._images = int(images)
+        self._move(int(images))
         self.images.fill_(self._images)
+
+    def _move(self, images: int) -> None:
+        self._images = images  # the buffer's value, read without a device sync
+        self._top, alpha = self.progress()
+        self._fading = alpha < 1
+        self.alpha.fill_(alpha)
 
     def progress(self) -> tuple[int, float]:
         """``(index of the highest block that runs, alpha of its fade-in)``."""
@@ -174,7 +186,7 @@ class _Scheduled(nn.Module):
 
 
 def _sync_images(module: _Scheduled, incompatible) -> None:
-    module._images = int(module.images)
+    module._move(int(module.images))
 
 
 class GBlock(nn.Module):
@@ -207,7 +219,7 @@ class ProGenerator(_Scheduled):
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         check_shape(z, [None, self.z_dim], "z")
         check_labels(y, z.shape[0], 0)
-        top, alpha = self.progress()
+        top = self._top
         h = pixel_norm(lrelu(self.dense(pixel_norm(z))))  # [N, c4 * 16]
         h = h.view(z.shape[0], -1, 4, 4)  # [N, c4, 4, 4]
         h = pixel_norm(lrelu(self.conv4(h)))  # [N, c4, 4, 4]
@@ -215,9 +227,9 @@ class ProGenerator(_Scheduled):
         for block in self.blocks[:top]:
             prev, h = h, block(h)  # [N, c_r, r, r]
         img = self.to_rgb[top](h)  # [N, C, r, r]
-        if alpha < 1:  # the new block fades in over the up-sampled image of the previous one
+        if self._fading:  # the new block fades in over the up-sampled image of the previous one
             old = F.interpolate(self.to_rgb[top - 1](prev), scale_factor=2, mode="nearest")
-            img = torch.lerp(old, img, alpha)  # [N, C, r, r]
+            img = torch.lerp(old, img, self.alpha.to(img.dtype))  # [N, C, r, r]
         img = img.tanh()
         scale = self.shape[1] // img.shape[-1]
         return F.interpolate(img, scale_factor=scale, mode="nearest") if scale > 1 else img
@@ -255,17 +267,17 @@ class ProDiscriminator(_Scheduled):
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         check_shape(x, [None, *self.shape], "x")
         check_labels(y, x.shape[0], 0)
-        top, alpha = self.progress()
+        top, fading = self._top, self._fading
         x = F.avg_pool2d(x, self.shape[1] // self.sides[top])  # [N, C, r, r]
-        if alpha < 1:  # reals blend as G's fakes do: with their 2x-coarser version
+        if fading:  # reals blend as G's fakes do: with their 2x-coarser version
             coarse = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
-            x = torch.lerp(coarse, x, alpha)  # [N, C, r, r]
+            x = torch.lerp(coarse, x, self.alpha.to(x.dtype))  # [N, C, r, r]
         h = lrelu(self.from_rgb[top](x))  # [N, c_r, r, r]
         if top > 0:
             h = self.blocks[top - 1](h)  # [N, c_r/2, r/2, r/2]
-        if alpha < 1:  # the previous stage's input path fades out
+        if fading:  # the previous stage's input path fades out
             old = lrelu(self.from_rgb[top - 1](F.avg_pool2d(x, 2)))  # [N, c_r/2, r/2, r/2]
-            h = torch.lerp(old, h, alpha)
+            h = torch.lerp(old, h, self.alpha.to(h.dtype))
         for i in range(top - 2, -1, -1):
             h = self.blocks[i](h)  # [N, c_4, 4, 4] at the end
         h = lrelu(self.conv4(self.mbstd(h)))  # [N, c4, 4, 4]

@@ -25,6 +25,15 @@ from ..errors import UserError
 
 
 def compile_players(nets: dict[str, nn.Module]) -> None:
+    """Compile each player in place. A net whose structure follows a schedule (progressive
+    growing) says how many graphs it needs in ``compile_graphs``; dynamo's recompile limit is
+    raised to that; past the limit, dynamo would leave the net eager."""
+    import torch._dynamo
+
+    mods = [m for net in nets.values() for m in net.modules()]
+    need = max(getattr(m, "compile_graphs", 1) for m in mods)
+    limit = torch._dynamo.config.recompile_limit
+    torch._dynamo.config.recompile_limit = max(limit, need)
     for net in nets.values():
         net.compile()
         for name in getattr(net, "compile_methods", ()):
