@@ -78,7 +78,8 @@ def closed_z(G: Styled, z0, z1, t):
     u, u_perp = ua * phi.cos() + c * phi.sin(), -ua * phi.sin() + c * phi.cos()
     r = a + t[:, None] * (b - a)
     z, dz = r * u, (b - a) * u + r * theta * u_perp  # [N, D] each
-    _, dx = torch.func.jvp(lambda v: G(v).flatten(1), (z,), (dz,))  # [N, 4]
+    # the double-backward jvp: torch.func's forward mode loads torch's jit-scripted decompositions
+    _, dx = torch.autograd.functional.jvp(lambda v: G(v).flatten(1), (z,), (dz,))  # [N, 4]
     return dx.square().sum(1).detach()  # [N]
 
 
