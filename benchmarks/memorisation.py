@@ -1,7 +1,7 @@
 """Does a run copy its training images? For n samples of each run, the L2 pixel distance to the
 nearest training image (the run's own subset under ``data.limit``) against the distance to the
-nearest of as many test images. A G that copies its training set scores a median ratio well
-below 1; one that generalises scores about 1.
+nearest of as many test images (a fixed draw). A G that copies its training set scores a median
+ratio well below 1; one that generalises scores about 1.
 
     python benchmarks/memorisation.py runs/augment/cifar10-dcgan-1000-none-10000-s0 ...
 """
@@ -11,23 +11,10 @@ from __future__ import annotations
 import argparse
 
 import torch
-from torch import Tensor
 
 import gankit
 from gankit.config import load
 from gankit.data import build_source
-
-
-def images(source, limit: int | None = None) -> Tensor:
-    """The first ``limit`` images of a source as float ``[N, C*H*W]`` in [-1, 1]."""
-    n = len(source) if limit is None else min(limit, len(source))
-    if hasattr(source, "images"):  # held in memory (uint8 or float)
-        x = source.images[:n]
-        x = x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
-    else:  # a folder: decode in chunks
-        parts = [source.dataset[list(range(i, min(i + 256, n)))][0] for i in range(0, n, 256)]
-        x = torch.cat(parts)
-    return x.flatten(1)  # [N, D]
 
 
 def main() -> None:
@@ -40,8 +27,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for run in args.runs:
         cfg = load(f"{run}/config.yaml")
-        train = images(build_source(cfg.data, "train"))  # [N, D]
-        test = images(build_source(cfg.data, "test"), len(train))  # [N, D], as many
+        source = build_source(cfg.data, "train")  # the run's data.limit subset
+        train = source.sample(len(source))[0].flatten(1)  # [N, D], every training image
+        test = build_source(cfg.data, "test").sample(len(train))[0].flatten(1)  # [N, D]
         fake = gankit.load_generator(run).sample(args.n, seed=args.seed).flatten(1)  # [n, D]
         d_train = torch.cdist(fake, train).min(1).values  # [n]
         d_test = torch.cdist(fake, test).min(1).values  # [n]
