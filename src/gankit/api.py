@@ -236,7 +236,8 @@ def evaluate(
     computed now replace their own earlier values, the others stay (``result["kept"]`` names
     them), so a second call with other metrics never loses an hour-long FID.
     """
-    from .evaluation import Options, evaluate_generator, merge_results, read_result
+    from .evaluation import Options, evaluate_generator
+    from .metrics.results import merge_results, read_result
 
     opts = Options(n, ref, seed, device, batch_size, inception_weights, data_root)
     names = parse_metrics(metrics)  # bad input answers before torch loads

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .. import report
+from ..metrics.results import CONSTANT_KEYS
 from . import distributed
 from .process import cpu_threads, to_device
 
@@ -63,9 +64,7 @@ class RunOutputs:
         if res is None:  # a rank other than 0: its shares are in rank 0's numbers
             return
         values = {
-            k: v
-            for k, v in res.items()
-            if isinstance(v, (int, float)) and k not in evaluation.CONSTANT_KEYS
+            k: v for k, v in res.items() if isinstance(v, (int, float)) and k not in CONSTANT_KEYS
         }
         self.last_eval = {"step": self.step, **values, "protocols": res["protocols"]}
         logger.eval_row({"step": self.step, **{f"eval/{k}": v for k, v in values.items()}})
