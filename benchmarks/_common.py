@@ -335,3 +335,22 @@ def fid_floor(run: Path, n: int, root: str | None, weights: str | None, device: 
     ext = load_extractor(weights, device=device)
     res = compute_metrics(fake, real, ext, metrics=["fid"], real_key=key, device=device)
     return float(res["fid"]), res["protocol"]
+
+
+def run_main(main) -> None:
+    """Exit with ``main()``'s status; a mistake in the input (gankit's ``UserError``, e.g. a data
+    root that does not exist) is one line and status 2, as from the ``gankit`` command."""
+    import sys
+
+    from gankit.errors import GankitError, UserError
+
+    script = Path(sys.argv[0]).name
+    try:
+        rc = main()
+    except UserError as e:
+        print(f"{script}: error: {e}", file=sys.stderr)
+        rc = 2
+    except GankitError as e:  # a run that failed, e.g. diverged
+        print(f"{script}: error: {e}", file=sys.stderr)
+        rc = 1
+    sys.exit(rc or 0)

@@ -34,6 +34,7 @@ from _common import (
     bench_setup,
     experiment_keys,
     fid_floor,
+    run_main,
     table,
     train_or_resume,
     write_atomic,
@@ -155,4 +156,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import data_root, table
+from _common import data_root, run_main, table
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -279,4 +279,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

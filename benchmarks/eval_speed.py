@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 import gankit
-from _common import data_root, pick_weights, table
+from _common import data_root, pick_weights, run_main, table
 from gankit import config
 from gankit.data import build_source
 from gankit.evaluation import Options, evaluate_generator
@@ -223,4 +223,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

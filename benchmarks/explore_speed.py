@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from _common import run_main
 from gankit import config
 from gankit.explore import Loaders, Session
 from gankit.explore.app import create_app
@@ -71,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

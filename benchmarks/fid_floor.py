@@ -21,7 +21,6 @@ to 1e-3. On a CPU Inception runs at a few images/s: use --n 500 --check-n 100 th
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import torch
 import torch_fidelity
 from PIL import Image
 
-from _common import data_root, pick_weights, table
+from _common import data_root, pick_weights, run_main, table
 from gankit.config import DataConfig
 from gankit.data import build_source
 from gankit.metrics.fidelity import (
@@ -147,4 +146,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

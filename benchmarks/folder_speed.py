@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 import gankit
-from _common import data_root, logged_rate, table, timing_overrides
+from _common import data_root, logged_rate, run_main, table, timing_overrides
 from gankit.config import DataConfig
 from gankit.data import build_source, cifar10
 from gankit.data.folder import cache_folder
@@ -143,4 +143,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

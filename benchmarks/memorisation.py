@@ -13,6 +13,7 @@ import argparse
 import torch
 
 import gankit
+from _common import run_main
 from gankit.config import load
 from gankit.data import build_source
 
@@ -40,4 +41,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -43,6 +43,7 @@ from _common import (
     Results,
     cpu_seconds,
     experiment_keys,
+    run_main,
     table,
     train_or_resume,
     write_atomic,
@@ -411,4 +412,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

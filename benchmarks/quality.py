@@ -35,6 +35,7 @@ from _common import (
     bench_setup,
     experiment_keys,
     fid_floor,
+    run_main,
     summary_of,
     table,
     train_or_resume,
@@ -212,4 +213,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

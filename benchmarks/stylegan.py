@@ -41,7 +41,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import data_root, pick_weights, table
+from _common import data_root, pick_weights, run_main, table
 
 PRESETS = {
     "mnist": ("mnist-stylegan", "mnist-dcgan"),
@@ -427,4 +427,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from _common import table
+from _common import run_main, table
 from gankit import theory
 from gankit.config import DataConfig
 from gankit.data.toy import gauss1d
@@ -72,4 +72,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

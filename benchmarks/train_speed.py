@@ -37,7 +37,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import gankit
-from _common import data_root, logged_rate, table, timing_overrides
+from _common import data_root, logged_rate, run_main, table, timing_overrides
 from gankit import config
 from gankit.devices import resolve
 from gankit.training.ema import EMA
@@ -289,4 +289,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

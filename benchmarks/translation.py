@@ -25,11 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-from _common import data_root, table
+from _common import data_root, run_main, table
 
 DIRECTIONS = {  # direction -> (source data set, target data set)
     "AtoB": ("usps", "mnist"),
@@ -228,4 +227,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

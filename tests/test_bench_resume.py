@@ -5,6 +5,8 @@ cached under their settings, and the CPU account survives a killed session."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 
 import pytest
@@ -92,3 +94,17 @@ def test_modes_no_plain_keeps_only_the_remedy_rows() -> None:
     assert [r["remedy"] for r in both] == ["", "pac2", "train.pac=4"] * 2
     assert [r["remedy"] for r in only] == ["pac2", "train.pac=4"] * 2
     assert only[0]["extra"] == ["train.pac=2"] and only[1]["extra"] == ["train.pac=4"]
+
+
+def test_a_benchmark_answers_bad_input_in_one_line(tmp_path):
+    env = {**os.environ, "GANKIT_DATA": str(tmp_path / "nowhere")}
+    args = ["--presets", "mnist-gan", "--steps", "2", "--n", "10", "--no-floor"]
+    out = tmp_path / "q"
+    script = str(REPO / "benchmarks" / "quality.py")
+    p = subprocess.run(
+        [sys.executable, script, *args, "--out", str(out)], env=env, capture_output=True, text=True
+    )
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("quality.py: error: data root "), p.stderr
