@@ -339,11 +339,17 @@ def fid_floor(run: Path, n: int, root: str | None, weights: str | None, device: 
 
 def run_main(main) -> None:
     """Exit with ``main()``'s status; a mistake in the input (gankit's ``UserError``, e.g. a data
-    root that does not exist) is one line and status 2, as from the ``gankit`` command."""
+    root that does not exist) is one line and status 2, as from the ``gankit`` command. SIGINT
+    always reaches the script, also in the background (see below)."""
+    import signal
     import sys
 
     from gankit.errors import GankitError, UserError
 
+    # A job started with `&` from a script inherits SIGINT ignored, and Python keeps it so: then
+    # `kill -INT` could not ask the trainings to checkpoint and stop. Take Ctrl-C back.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     script = Path(sys.argv[0]).name
     try:
         rc = main()

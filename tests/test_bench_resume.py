@@ -108,3 +108,20 @@ def test_a_benchmark_answers_bad_input_in_one_line(tmp_path):
     assert "Traceback" not in p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("quality.py: error: data root "), p.stderr
+
+
+def test_a_benchmark_in_the_background_still_takes_ctrl_c(tmp_path):
+    """Started with SIGINT ignored (a script's `cmd &`), run_main restores it, so `kill -INT`
+    still asks the trainings to checkpoint and stop."""
+    import signal
+
+    code = (
+        "import signal, sys; sys.path.insert(0, sys.argv[1]); import _common; "
+        "_common.run_main(lambda: 0 if signal.getsignal(signal.SIGINT) is "
+        "signal.default_int_handler else 3)"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, str(REPO / "benchmarks")],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert p.returncode == 0
