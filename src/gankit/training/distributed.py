@@ -112,10 +112,15 @@ def setup(device: torch.device) -> tuple[Dist, torch.device]:
 def leave_group() -> None:
     """Leave the process group at the end of a command that succeeded on this rank, so NCCL's
     communicators are freed before exit instead of in destructors (PyTorch warns then). Not
-    after an error: the other ranks may still wait in a collective."""
+    after an error: the other ranks may still wait in a collective. A collection first frees
+    the trainer's DDP wrappers, which hold the group: gloo's threads torn down at interpreter
+    exit instead can abort the process after a good run."""
+    import gc
+
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
