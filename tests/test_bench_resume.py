@@ -125,3 +125,16 @@ def test_a_benchmark_in_the_background_still_takes_ctrl_c(tmp_path):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     assert p.returncode == 0
+
+
+def test_mnist_cdcgan_ema_preset_is_the_fid_table_row() -> None:
+    """mnist-cdcgan-ema is the row the README's FID table measured: mnist-cdcgan, 15,000 steps,
+    sampled from the moving average of G."""
+    import dataclasses
+
+    from gankit import config
+
+    row = ["train.steps=15000", "train.ema=0.999", "train.ema_warmup=true"]
+    preset, bench = config.load("mnist-cdcgan-ema"), config.load("mnist-cdcgan", row)
+    drop = {"name": None, "description": None}
+    assert {**dataclasses.asdict(preset), **drop} == {**dataclasses.asdict(bench), **drop}
