@@ -353,10 +353,7 @@ def run_main(main) -> None:
     script = Path(sys.argv[0]).name
     try:
         rc = main()
-    except UserError as e:
+    except GankitError as e:  # status 2 for a mistake in the input, 1 for a run that failed
         print(f"{script}: error: {e}", file=sys.stderr)
-        rc = 2
-    except GankitError as e:  # a run that failed, e.g. diverged
-        print(f"{script}: error: {e}", file=sys.stderr)
-        rc = 1
+        rc = 2 if isinstance(e, UserError) else 1
     sys.exit(rc or 0)

@@ -7,7 +7,6 @@ its players' weights to ``<dump>/rank<R>.pt`` so that the test can compare the r
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 
 import gankit
 from gankit.training import trainer as trainer_mod
+from gankit.training.distributed import leave_group
 
 _seen: dict = {}
 _fit = trainer_mod.Trainer.fit
@@ -43,10 +43,9 @@ def main() -> int:
     # ("terminate called without an active exception", after both ranks had saved).
     _seen.clear()
     del nets, state
-    gc.collect()
-    if torch.distributed.is_initialized():  # leave the group before exit, not in destructors,
-        torch.distributed.barrier()  # and together: a rank that tore down while the other was
-        torch.distributed.destroy_process_group()  # still in gloo aborted once on a loaded CPU
+    if torch.distributed.is_initialized():  # leave together, as the gankit command does after a
+        torch.distributed.barrier()  # run (collect, then destroy): a rank that tore down while
+        leave_group()  # the other was still in gloo aborted once on a loaded CPU
     return 0
 
 
