@@ -1,21 +1,20 @@
-"""Does a run copy its training images? For n samples of each run, the L2 pixel distance to the
-nearest training image (the run's own subset under ``data.limit``) against the distance to the
-nearest of as many test images (a fixed draw). A G that copies its training set scores a median
-ratio well below 1; one that generalises scores about 1.
+"""Does a run copy its training images? gankit's ``memorisation`` metric for each run, as one
+table: for n samples, the L2 pixel distance to the nearest training image (the run's own subset
+under ``data.limit``) against the distance to the nearest of as many test images. A G that copies
+its training set scores a median ratio well below 1; one that generalises scores about 1.
 
     python benchmarks/memorisation.py runs/augment/cifar10-dcgan-1000-none-10000-s0 ...
+
+(Each run's result is also written to its eval/step_N.json, as by ``gankit eval RUN --metrics
+memorisation``.)
 """
 
 from __future__ import annotations
 
 import argparse
 
-import torch
-
 import gankit
 from _common import run_main
-from gankit.config import load
-from gankit.data import build_source
 
 
 def main() -> None:
@@ -27,16 +26,10 @@ def main() -> None:
     print("| run | train images | median NN distance: train | test | ratio | nearer train |")
     print("|---|---|---|---|---|---|")
     for run in args.runs:
-        cfg = load(f"{run}/config.yaml")
-        source = build_source(cfg.data, "train")  # the run's data.limit subset
-        train = source.sample(len(source))[0].flatten(1)  # [N, D], every training image
-        test = build_source(cfg.data, "test").sample(len(train))[0].flatten(1)  # [N, D]
-        fake = gankit.load_generator(run).sample(args.n, seed=args.seed).flatten(1)  # [n, D]
-        d_train = torch.cdist(fake, train).min(1).values  # [n]
-        d_test = torch.cdist(fake, test).min(1).values  # [n]
+        r = gankit.evaluate(run, ["memorisation"], n=args.n, seed=args.seed)
         print(
-            f"| {run} | {len(train)} | {d_train.median():.2f} | {d_test.median():.2f} | "
-            f"{(d_train / d_test).median():.3f} | {(d_train < d_test).float().mean():.1%} |"
+            f"| {run} | {r['protocols']['memorisation']['n_train']} | {r['nn_dist_train']:.2f} | "
+            f"{r['nn_dist_test']:.2f} | {r['memorisation_ratio']:.3f} | {r['nearer_train']:.1%} |"
         )
 
 

@@ -157,7 +157,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         description="Evaluate a run folder, checkpoint or export by the standard protocols "
         "(FID/KID/PR/IS: 10,000 samples against 10,000 test images; Stacked MNIST modes: "
         "26,000; 2-D modes: 2,500). Metrics: fid, kid, pr, is (Inception, via torch-fidelity); "
-        "cfid, coverage, cacc (gankit's MNIST/Fashion/CIFAR-10 classifier); modes; energy. Results "
+        "cfid, coverage, cacc (gankit's MNIST/Fashion/CIFAR-10 classifier); modes; energy; "
+        "memorisation (do samples copy the training images?). Results "
         "are printed and written as JSON (a run: <run>/eval/step_N.json) with their protocol.",
     )
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT")
@@ -331,7 +332,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"{key}: {value}")
     counts: dict[str, dict] = {}  # metrics that share one protocol (fid, kid, ...) print once
     for metric, p in res["protocols"].items():
-        keys = ("n_fake", "n_real", "n_per_class", "reference", "real_key")
+        keys = ("n_fake", "n_real", "n_train", "n_per_class", "reference", "real_key")
         c = {k: v for k, v in p.items() if k in keys}
         same = next((m for m, d in counts.items() if d == c), None)
         counts[f"{same},{metric}" if same else metric] = counts.pop(same) if same else c

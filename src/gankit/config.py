@@ -335,7 +335,19 @@ def read_file(path: str | Path) -> dict[str, Any]:
 
 
 # the metrics gankit.evaluation computes: eval.metrics and gankit eval --metrics take these names
-METRIC_NAMES = ("fid", "kid", "pr", "is", "cfid", "coverage", "cacc", "modes", "energy", "ppl")
+METRIC_NAMES = (
+    "fid",
+    "kid",
+    "pr",
+    "is",
+    "cfid",
+    "coverage",
+    "cacc",
+    "modes",
+    "energy",
+    "ppl",
+    "memorisation",
+)
 
 
 def parse_metrics(spec: str | Iterable[str]) -> list[str]:

@@ -14,6 +14,10 @@ with the protocol that produced each of them (PROTOCOLS.md):
 - ``modes``: Stacked MNIST mode count and KL (26,000 samples, Metz et al. 2017) for
   ``stacked-mnist``; the VEEGAN/PacGAN mode coverage (2,500 samples) for ``ring`` and ``grid``.
 - ``energy``: the energy distance to the data (2-D and 1-D data).
+- ``memorisation``: does G copy its training images? For n samples (default 1,000), the median
+  ratio of the pixel L2 distance to the nearest training image (the run's ``data.limit`` subset)
+  over that to the nearest of as many test images, and the share nearer a training image
+  (``metrics/memorisation.py``); about 1 and 50 % for a G that does not copy.
 - ``ppl``: perceptual path length in Z and, for a net with a mapping network (StyleGAN), in W
   (Karras et al. 2019), ``metrics/ppl.py``; default n = 10,000 path samples. Features: the
   classifier's penultimate layer for 1-channel images of a data set that has one, else Inception
@@ -53,7 +57,7 @@ if TYPE_CHECKING:  # torch loads on first use, so config checks stay instant
 
 INCEPTION = ("fid", "kid", "pr", "is")
 CLASSIFIER = ("cfid", "coverage", "cacc")
-IMAGE_ONLY = (*INCEPTION, *CLASSIFIER, "ppl")
+IMAGE_ONLY = (*INCEPTION, *CLASSIFIER, "ppl", "memorisation")
 SPLIT = (*INCEPTION, "cfid", "coverage")  # what the ranks of a distributed evaluation share
 ALL = METRIC_NAMES
 DEFAULT_N = {
@@ -62,6 +66,7 @@ DEFAULT_N = {
     "coverage": 10_000,
     "energy": 2_500,
     "ppl": 10_000,  # path samples (the paper: 50,000)
+    "memorisation": 1_000,
 }
 STACKED_N = 26_000  # PROTOCOLS.md, Stacked MNIST
 MODES2D_N = 2_500  # PROTOCOLS.md, 2-D mixtures
@@ -140,6 +145,12 @@ def _check_kind(cfg: Config, kind: str, names: list[str]) -> None:
         return
     if "energy" in names:
         raise UserError("energy is for 1-D and 2-D data; for images use fid, kid or cfid")
+    if "memorisation" in names and cfg.data.name == "folder":
+        raise UserError(
+            "memorisation compares the training images with held-out test images, and a folder "
+            "has no test split; train on a data.limit subset of mnist, fashion-mnist or cifar10 "
+            "to measure it, or drop memorisation"
+        )
     if "modes" in names and cfg.data.name != "stacked-mnist":
         raise UserError(
             f"modes on images is the Stacked MNIST protocol, but this generator was trained on "
@@ -296,6 +307,8 @@ def evaluate_generator(
             return None  # its shares are in rank 0's numbers; the rest is rank 0's alone
         if "ppl" in names:
             _ppl(generator, opts, out, protocols)
+        if "memorisation" in names:
+            _memorisation(draws, opts, out, protocols)
     out["protocols"] = protocols
     return out
 
@@ -402,6 +415,35 @@ def _classifier_metrics(draws: _Draws, names, opts, out, protocols, split: Split
         out["stacked_modes"] = res["modes"]
         out["stacked_kl"] = res["kl"]
         protocols["modes"] = {**base, "protocol": "Stacked MNIST (Metz et al. 2017)", "n_fake": n}
+
+
+def _memorisation(draws: _Draws, opts: Options, out, protocols) -> None:
+    """Nearest training image against nearest test image (rank 0 alone under a split): the
+    run's training images (its subset) and as many test images, or a fixed draw of each of the
+    smaller split's size when the training split is larger."""
+    import torch
+
+    from .data import build_source
+    from .metrics.memorisation import memorisation
+
+    cfg = draws.generator.config
+    data = dataclasses.replace(cfg.data, root=opts.data_root or cfg.data.root, classes=False)
+    train = build_source(data, "train")  # cut to data.limit, as the run saw it
+    test = build_source(dataclasses.replace(data, limit=0), "test")
+    m = min(len(train), len(test))
+    draws._check(2 * m)
+    x_train, _ = train.sample(m, torch.Generator().manual_seed(REF_SEED))  # [m, C, H, W]
+    x_test, _ = test.sample(m, torch.Generator().manual_seed(REF_SEED))  # [m, C, H, W]
+    n = _count("memorisation", opts)
+    out.update(memorisation(draws.fake(n), x_train, x_test))
+    protocols["memorisation"] = {
+        "n_fake": n,
+        "n_train": m,
+        "n_test": m,
+        "train": getattr(train, "origin", None) or f"the train split of {cfg.data.name}",
+        "distance": "L2 in pixel space, images in [-1, 1]; median over samples",
+        "seed": opts.seed,
+    }
 
 
 def _ppl_classifier(cfg: Config) -> str | None:

@@ -28,6 +28,7 @@ VALUE_KEYS = {  # what each metric puts into a result, so a later evaluation can
     ),
     "energy": ("energy_distance",),
     "ppl": ("ppl_z", "ppl_w"),
+    "memorisation": ("memorisation_ratio", "nearer_train", "nn_dist_train", "nn_dist_test"),
 }
 
 
