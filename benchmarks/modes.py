@@ -29,6 +29,7 @@ more often; log.*, device and threads change nothing that is measured).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import multiprocessing
 import os
 import re
@@ -90,6 +91,18 @@ def remedy_overrides(name: str) -> list[str]:
     return over
 
 
+MAX_SLUG = 200  # a file name holds at most 255 bytes; the run adds data, steps, seed, ".lock"
+
+
+def _slug(label: str) -> str:
+    """``label`` as a file-name part: safe characters, and a long one cut with a hash of the
+    whole kept, so two long rows never share a run folder."""
+    slug = re.sub(r"[^A-Za-z0-9.,=_+-]", "_", label.replace(" ", ","))
+    if len(slug) <= MAX_SLUG:
+        return slug
+    return f"{slug[: MAX_SLUG - 13]}~{hashlib.sha256(slug.encode()).hexdigest()[:12]}"
+
+
 def _rows(args) -> list[dict]:
     """The table's rows: each variant plain, then with each remedy and each --extra."""
     remedies = [(r, remedy_overrides(r)) for x in args.remedies for r in x.split(",") if r]
@@ -97,8 +110,7 @@ def _rows(args) -> list[dict]:
     rows = []
     for variant in args.variants:
         for label, over in [*([] if args.no_plain else [("", [])]), *remedies]:
-            slug = re.sub(r"[^A-Za-z0-9.,=_+-]", "_", label.replace(" ", ","))
-            rows.append({"variant": variant, "remedy": label, "slug": slug, "extra": over})
+            rows.append({"variant": variant, "remedy": label, "slug": _slug(label), "extra": over})
     return rows
 
 

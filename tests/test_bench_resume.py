@@ -96,6 +96,20 @@ def test_modes_no_plain_keeps_only_the_remedy_rows() -> None:
     assert only[0]["extra"] == ["train.pac=2"] and only[1]["extra"] == ["train.pac=4"]
 
 
+def test_modes_run_names_fit_a_file_name() -> None:
+    import argparse
+
+    import modes
+
+    long = " ".join(f"model.options.option_{i}=value_{i}" for i in range(14))  # 441 characters
+    other = long.replace("value_13", "value_14")  # differs only past the cut
+    args = argparse.Namespace(variants=["gan"], remedies=[], extra=[long, other, "train.pac=2"])
+    rows = modes._rows(argparse.Namespace(**vars(args), no_plain=True))
+    assert all(len(r["slug"]) <= modes.MAX_SLUG for r in rows)
+    assert rows[0]["slug"] != rows[1]["slug"] and rows[2]["slug"] == "train.pac=2"
+    assert rows[0]["slug"].startswith("model.options.option_0=value_0,")
+
+
 def test_a_benchmark_answers_bad_input_in_one_line(tmp_path):
     env = {**os.environ, "GANKIT_DATA": str(tmp_path / "nowhere")}
     args = ["--presets", "mnist-gan", "--steps", "2", "--n", "10", "--no-floor"]
