@@ -141,6 +141,7 @@ class Results:
             raise SystemExit(msg) from None
 
     def get(self, key: str, settings: dict):
+        self.data = {**self.data, **self._read()}  # what another process put meanwhile counts
         entry = self.data.get(key)
         return entry["value"] if entry and entry.get("settings") == _plain(settings) else None
 

@@ -152,3 +152,16 @@ def test_mnist_cdcgan_ema_preset_is_the_fid_table_row() -> None:
     preset, bench = config.load("mnist-cdcgan-ema"), config.load("mnist-cdcgan", row)
     drop = {"name": None, "description": None}
     assert {**dataclasses.asdict(preset), **drop} == {**dataclasses.asdict(bench), **drop}
+
+
+def test_mnist_cgan_ema_preset_is_the_conditional_accuracy_row() -> None:
+    """mnist-cgan-ema is the row that measured the conditional accuracy: mnist-cgan, 40,000
+    steps, sampled from the moving average of G."""
+    import dataclasses
+
+    from gankit import config
+
+    row = ["train.steps=40000", "train.ema=0.999", "train.ema_warmup=true"]
+    preset, bench = config.load("mnist-cgan-ema"), config.load("mnist-cgan", row)
+    drop = {"name": None, "description": None}
+    assert {**dataclasses.asdict(preset), **drop} == {**dataclasses.asdict(bench), **drop}
