@@ -165,3 +165,16 @@ def test_mnist_cgan_ema_preset_is_the_conditional_accuracy_row() -> None:
     preset, bench = config.load("mnist-cgan-ema"), config.load("mnist-cgan", row)
     drop = {"name": None, "description": None}
     assert {**dataclasses.asdict(preset), **drop} == {**dataclasses.asdict(bench), **drop}
+
+
+def test_fashion_cdcgan_ema_preset_is_the_fid_table_row() -> None:
+    """fashion-cdcgan-ema is the Fashion-MNIST FID row: fashion-cdcgan, 15,000 steps, sampled
+    from the moving average of G."""
+    import dataclasses
+
+    from gankit import config
+
+    row = ["train.steps=15000", "train.ema=0.999", "train.ema_warmup=true"]
+    preset, bench = config.load("fashion-cdcgan-ema"), config.load("fashion-cdcgan", row)
+    drop = {"name": None, "description": None}
+    assert {**dataclasses.asdict(preset), **drop} == {**dataclasses.asdict(bench), **drop}
