@@ -13,7 +13,8 @@ from gankit.api import Generator, evaluate
 from gankit.data import build_source
 from gankit.errors import UserError
 from gankit.evaluation import Options, evaluate_generator
-from gankit.metrics.memorisation import memorisation, nearest_distance
+from gankit.metrics.distances import nearest_distance
+from gankit.metrics.memorisation import memorisation
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

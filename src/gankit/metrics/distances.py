@@ -1,5 +1,7 @@
 """Sample-based distances between two distributions in R^D.
 
+- Nearest-neighbour distance: each sample's L2 distance to the nearest of a reference set (the
+  memorisation check, ``memorisation.py``).
 - Energy distance (Szekely and Rizzo 2004; Baringhaus and Franz 2004):
   ``2 E||X - Y|| - E||X - X'|| - E||Y - Y'||``, zero if and only if the distributions are equal,
   with the unbiased U-statistics for the within-sample terms (so it can dip slightly below 0 for
@@ -14,6 +16,13 @@ from torch import Tensor
 from ..registry import METRICS
 
 CHUNK = 2048  # rows per block of pairwise distances: memory O(CHUNK * N), not O(N^2)
+
+
+def nearest_distance(x: Tensor, ref: Tensor) -> Tensor:
+    """``[n]``: the L2 distance of each row of ``x`` ``[n, D]`` to its nearest row of ``ref``
+    ``[m, D]``, block by block (float32, matrix-product distances: a copy scores about 0)."""
+    x, ref = x.to(torch.float32), ref.to(device=x.device, dtype=torch.float32)
+    return torch.cat([torch.cdist(x[i : i + CHUNK], ref).amin(1) for i in range(0, len(x), CHUNK)])
 
 
 def _mean_dist(x: Tensor, y: Tensor) -> Tensor:

@@ -14,19 +14,10 @@ distance finds copies and near copies; it does not find a shifted or recoloured 
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from ..registry import METRICS
-
-CHUNK = 256  # generated rows per block of distances: memory O(CHUNK * N)
-
-
-def nearest_distance(x: Tensor, ref: Tensor) -> Tensor:
-    """``[n]``: the L2 distance of each row of ``x`` ``[n, D]`` to its nearest row of ``ref``
-    ``[m, D]``, block by block (float32, matrix-product distances: a copy scores about 0)."""
-    x, ref = x.to(torch.float32), ref.to(device=x.device, dtype=torch.float32)
-    return torch.cat([torch.cdist(x[i : i + CHUNK], ref).amin(1) for i in range(0, len(x), CHUNK)])
+from .distances import nearest_distance
 
 
 @METRICS.register("memorisation")
