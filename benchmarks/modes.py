@@ -138,8 +138,9 @@ def _refusal(preset: str, over: list[str]) -> str | None:
 
 def _jobs(args, out: Path) -> list[dict]:
     import gankit
+    from gankit.errors import UserError
 
-    jobs = []
+    jobs, refused = [], []
     for data in args.data:
         for row in _rows(args):
             preset = _preset(row["variant"])
@@ -150,7 +151,7 @@ def _jobs(args, out: Path) -> list[dict]:
             base = [f"data.name={data}", *row["extra"], *args.overrides]
             why = _refusal(preset, [*base, f"train.steps={steps}"])
             if why:
-                print(f"skipped {data} {label}: {why}", flush=True)
+                refused.append((f"{data} {label}", why))
                 continue
             for seed in range(args.seeds):
                 over = [f"seed={seed}", *base]
@@ -160,6 +161,16 @@ def _jobs(args, out: Path) -> list[dict]:
                     {**row, "data": data, "seed": seed, "preset": preset, "steps": steps,
                      "over": over, "out": str(out), "name": name, "settings": settings}
                 )  # fmt: skip
+    if not jobs and refused:  # nothing runs: one line, not the same reason once per row
+        reasons = {why for _, why in refused}
+        raise UserError(
+            refused[0][1]
+            if len(reasons) == 1
+            else f"every run was refused; {refused[0][0]}: "
+            f"{refused[0][1]} (and {len(refused) - 1} more)"
+        )
+    for what, why in refused:  # a row that does not apply (a D that cannot pack): the rest run
+        print(f"skipped {what}: {why}", flush=True)
     return jobs
 
 

@@ -124,6 +124,24 @@ def test_a_benchmark_answers_bad_input_in_one_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("quality.py: error: data root "), p.stderr
 
 
+@pytest.mark.parametrize(
+    "bad, says",
+    [(["--data", "nope"], "unknown data set 'nope'"), (["model.nope=3"], "unknown config key")],
+)
+def test_modes_refusing_every_row_is_one_line(tmp_path, bad, says):
+    """A mistake that refuses every row (a data set, a key) is one line and status 2, not the same
+    reason once per variant and an empty table."""
+    script = str(REPO / "benchmarks" / "modes.py")
+    p = subprocess.run(
+        [sys.executable, script, *bad, "--seeds", "1", "--out", str(tmp_path / "m")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert p.returncode == 2 and "Traceback" not in p.stderr and not p.stdout.strip(), p.stdout
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("modes.py: error: ") and says in lines[0]
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
 def test_a_benchmark_in_the_background_still_takes_ctrl_c(tmp_path):
     """Started with SIGINT ignored (a script's `cmd &`), run_main restores it, so `kill -INT`
     still asks the trainings to checkpoint and stop."""
