@@ -219,6 +219,7 @@ def test_stacked_mnist_modes_through_evaluate(tmp_path, data_root, mnist_cgan):
     # the same count as the metric itself on the run's generator, its n and its seed
     want = generator_modes(gankit.load_generator(run.dir), load_classifier("mnist"), n=200, seed=0)
     assert (res["stacked_modes"], res["stacked_kl"]) == (want["modes"], want["kl"])
+    assert res["stacked_channel_kl"] == want["channel_kl"]
     assert res["protocols"]["modes"]["n_fake"] == 200
     with pytest.raises(UserError, match="classify whole 1-channel images"):
         evaluate(run.dir, "coverage", n=20, data_root=str(data_root))

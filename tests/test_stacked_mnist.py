@@ -108,6 +108,8 @@ def test_real_stacks_cover_about_all_modes(data_root, classifier):
     # the histogram of 10,000 draws from 1,000 modes is KL ~ 999 / 20,000 = 0.05 from uniform
     assert_close(out["kl"], reverse_kl_uniform(truth), atol=0.01, rtol=0)
     assert 0.03 < out["kl"] < 0.1
+    # the channels' digits are near uniform (~ 9 / 20,000 each): real stacks prefer no digit
+    assert len(out["channel_kl"]) == 3 and max(out["channel_kl"]) < 0.005
 
 
 class FixedNet(nn.Module):
@@ -129,6 +131,7 @@ def test_collapsed_generator_has_one_mode(data_root, classifier):
     out = generator_modes(gen, classifier, n=3000, chunk=1000)
     assert out["modes"] == 1 and out["n"] == 3000
     assert_close(out["kl"], math.log(1000))
+    assert_close(out["channel_kl"], [math.log(10)] * 3)  # one digit per channel: all of the KL
 
 
 def test_kl_closed_form(data_root, classifier):
@@ -142,6 +145,11 @@ def test_kl_closed_form(data_root, classifier):
     out = stacked_mnist_modes(stacks, classifier)
     assert out["modes"] == 2 and out["n"] == 4
     assert_close(out["kl"], 0.75 * math.log(750) + 0.25 * math.log(250))
+    # per channel: the digit of a three times and b's once, or one digit where they agree
+    ya, yb = y[right[:3]], y[right[3:6]]
+    split = 0.75 * math.log(7.5) + 0.25 * math.log(2.5)
+    want = [math.log(10) if ya[c] == yb[c] else split for c in range(3)]
+    assert_close(out["channel_kl"], want)
 
 
 def test_wrong_shape_is_a_user_error():

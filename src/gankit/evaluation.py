@@ -414,6 +414,7 @@ def _classifier_metrics(draws: _Draws, names, opts, out, protocols, split: Split
         res = generator_modes(generator, clf, n=n, seed=opts.seed)
         out["stacked_modes"] = res["modes"]
         out["stacked_kl"] = res["kl"]
+        out["stacked_channel_kl"] = res["channel_kl"]
         protocols["modes"] = {**base, "protocol": "Stacked MNIST (Metz et al. 2017)", "n_fake": n}
 
 

@@ -25,6 +25,7 @@ VALUE_KEYS = {  # what each metric puts into a result, so a later evaluation can
         "reverse_kl",
         "stacked_modes",
         "stacked_kl",
+        "stacked_channel_kl",
     ),
     "energy": ("energy_distance",),
     "ppl": ("ppl_z", "ppl_w"),

@@ -51,9 +51,12 @@ def stack_modes(images: Tensor, classifier: DigitClassifier, batch: int = 500) -
 def _summary(modes: Tensor) -> dict[str, Any]:
     """The protocol's numbers for the modes ``[N]`` of N images."""
     counts = torch.bincount(modes, minlength=NUM_MODES)  # [1000]
+    digits = torch.stack([modes // 100, modes // 10 % 10, modes % 10])  # [3, N]: R, G, B
     return {
         "modes": int((counts > 0).sum()),
         "kl": reverse_kl_uniform(counts),
+        # how much of the KL is each channel's digit frequencies alone (not the protocol's)
+        "channel_kl": [reverse_kl_uniform(torch.bincount(d, minlength=10)) for d in digits],
         "n": len(modes),
         "protocol": PROTOCOL,
     }
@@ -66,7 +69,10 @@ def stacked_mnist_modes(images: Tensor, classifier: DigitClassifier) -> dict[str
     ``images`` ``[N, 3, 28, 28]`` in [-1, 1]; ``classifier`` the MNIST classifier
     (``load_classifier("mnist")``). Returns ``modes`` (0..1000), ``kl`` (nats: about
     ``999 / (2 N)`` for a perfect generator, ``log 1000`` for one that repeats one triple),
-    ``n`` (N; the protocol's is 26,000) and ``protocol``.
+    ``n`` (N; the protocol's is 26,000) and ``protocol``. ``channel_kl`` is a diagnostic beside
+    the protocol: ``KL(p || uniform over 10)`` of the digits of each channel (R, G, B). The three
+    add up to ``kl`` when the channels are independent, so their sum says how much of ``kl`` is a
+    preference for some digits rather than missing or favoured combinations of them.
     """
     return _summary(stack_modes(images, classifier))
 
