@@ -76,7 +76,8 @@ def test_grid_pacgan_preset_is_the_modes_benchmark_row() -> None:
     from gankit import config
 
     row = ["data.name=grid", *modes.remedy_overrides("veegan+pac2"), "model.z_dim=8"]
-    row += ["train.lr_decay_start=0.5", "train.steps=20000"]
+    row += ["train.lr_g=0.00025", "train.lr_d=0.00025", "train.lr_decay_start=0.5"]
+    row += ["train.steps=40000"]
     preset, bench = config.load("grid-pacgan"), config.load("ring", row)
     drop = {"name": None, "description": None}
     assert {**dataclasses.asdict(preset), **drop} == {**dataclasses.asdict(bench), **drop}
