@@ -93,7 +93,9 @@ def _rows(run_dir) -> list[dict]:
 # the kinds, by hand
 
 
-@pytest.mark.parametrize("policy", [("color",), ("translation",), ("cutout",), aug.KINDS])
+@pytest.mark.parametrize(
+    "policy", [("flip",), ("color",), ("translation",), ("cutout",), aug.KINDS]
+)
 def test_each_kind_passes_gradients_to_its_input(policy):
     torch.manual_seed(0)
     x = torch.randn(6, 3, 16, 16, requires_grad=True)
@@ -125,6 +127,20 @@ def test_random_color_on_gray_images_is_a_shift_and_a_contrast_per_sample():
     assert factor.min() >= 0.5 and factor.max() <= 1.5 and factor.std() > 0.1
     shift = out.mean(dim=(1, 2, 3)) - x.mean(dim=(1, 2, 3))  # [64]: the brightness
     assert shift.min() >= -0.5 - 1e-6 and shift.max() <= 0.5 + 1e-6 and shift.std() > 0.1
+
+
+def test_flip_mirrors_the_chosen_samples_half_the_time():
+    x = torch.arange(2 * 1 * 2 * 3.0).view(2, 1, 2, 3)  # [2, 1, 2, 3]
+    out = aug.mirror(x, torch.tensor([True, False]))
+    assert torch.equal(out[0], x[0, :, :, [2, 1, 0]]) and torch.equal(out[1], x[1])
+    torch.manual_seed(2)
+    x = torch.randn(4000, 1, 1, 2)  # each sample: [left, right]
+    for p, share in ((1.0, 0.5), (0.5, 0.25), (0.0, 0.0)):
+        out = aug.random_flip(x, p)
+        swapped = (out[..., 0] == x[..., 1]).flatten() & (out[..., 1] == x[..., 0]).flatten()
+        kept = (out == x).flatten(1).all(1)
+        assert bool((swapped | kept).all())  # each sample mirrored or left as it was
+        assert abs(swapped.float().mean().item() - share) < 0.03, (p, swapped.float().mean())
 
 
 def test_translate_moves_a_pixel_and_fills_with_zero():
@@ -321,7 +337,7 @@ def test_ada_resume_is_bit_exact_mid_interval(tmp_path, folders):
     "over, words",
     [
         (["train.augment=diffaug"], "gives points of shape (2,); set train.augment=none"),
-        (["train.augment_policy=color,flip"], "unknown kind 'flip'"),
+        (["train.augment_policy=color,rotate"], "unknown kind 'rotate'"),
         (["train.augment_policy=color,color"], "names a kind twice"),
         (["train.augment_p=1.5"], "train.augment_p must be in [0, 1]"),
         (["train.ada_target=1"], "train.ada_target must be in (0, 1)"),

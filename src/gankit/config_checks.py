@@ -106,7 +106,7 @@ def validate(cfg: Config) -> None:
         raise UserError(f"device must be auto, cpu, cuda, cuda:N or mps, got {dev!r}")
 
 
-AUGMENT_KINDS = ("color", "translation", "cutout")  # train.augment_policy's choices
+AUGMENT_KINDS = ("flip", "color", "translation", "cutout")  # train.augment_policy's choices
 
 
 def augment_policy(text: str) -> tuple[str, ...]:

@@ -8,7 +8,9 @@
   kinds, each drawn per sample: ``color`` (brightness + U(-1/2, 1/2), saturation x U(0, 2),
   contrast x U(1/2, 3/2)), ``translation`` (a shift of up to 1/8 of the side, the uncovered
   border filled with 0, mid-grey in [-1, 1]) and ``cutout`` (a square of half the side, at a
-  random centre, set to 0).
+  random centre, set to 0). One more kind, off by default: ``flip``, a horizontal mirror with
+  probability 1/2 (ADA's ``xflip``, the first transformation of its pipeline; it leaks nothing
+  for data whose mirror images are as likely as the images).
 - **Adaptive probability** (Karras, Aittala, Hellsten, Laine, Lehtinen and Aila 2020, "Training
   generative adversarial networks with limited data", ADA): each kind is applied to each sample
   with probability p, and p follows D's overfitting: ``r_t = E[sign(D(x_real))]`` over the last
@@ -81,6 +83,11 @@ def translate(x: Tensor, dy: Tensor, dx: Tensor, pad: tuple[int, int] | None = N
     return out.permute(0, 3, 1, 2)  # [N, C, H, W]
 
 
+def mirror(x: Tensor, flipped: Tensor) -> Tensor:
+    """Sample i mirrored left to right where ``flipped[i]`` (bool ``[N]``)."""
+    return torch.where(flipped.view(-1, 1, 1, 1), x.flip(3), x)
+
+
 def cut(x: Tensor, top: Tensor, left: Tensor, size: tuple[int, int]) -> Tensor:
     """Sample i with the box of ``size`` (rows, cols) at ``top[i]``, ``left[i]`` (int64 ``[N]``,
     the box may reach past the border) set to 0."""
@@ -103,6 +110,13 @@ def _chosen(n: int, p: float, device: torch.device) -> Tensor | None:
 
 def _where(chosen: Tensor | None, value: Tensor, identity: float) -> Tensor:
     return value if chosen is None else torch.where(chosen, value, torch.full_like(value, identity))
+
+
+def random_flip(x: Tensor, p: float = 1.0) -> Tensor:
+    n, dev = x.shape[0], x.device
+    flipped = torch.rand(n, device=dev) < 0.5  # [N]: a chosen sample is mirrored half the time
+    chosen = _chosen(n, p, dev)
+    return mirror(x, flipped if chosen is None else flipped & chosen)
 
 
 def random_color(x: Tensor, p: float = 1.0) -> Tensor:
@@ -137,6 +151,7 @@ def random_cutout(x: Tensor, p: float = 1.0) -> Tensor:
 
 
 RANDOM: dict[str, Callable[[Tensor, float], Tensor]] = {
+    "flip": random_flip,
     "color": random_color,
     "translation": random_translation,
     "cutout": random_cutout,
