@@ -13,7 +13,9 @@ steps, into ``<out>/<preset>-<limit>-<mode>-<steps>-s<seed>``; then FID of ``--n
 images against ``--n`` images of the *whole* test split (standard Inception weights; the
 protocol is 10,000 each). Beside them the floor: FID of ``--n`` images of the whole train split
 against the same test images. Writes ``<out>/augment.md``: per limit and mode the FID (mean and
-standard deviation over seeds), the final p, training seconds and images seen per real image.
+standard deviation over seeds), the final p, training seconds and images seen per real image;
+and ``<out>/augment-<limit>-<steps>.png``: a row per mode of 12 samples of the first seed's run,
+the same 12 draws of z in every row.
 
 Resumable: a finished run is skipped, an interrupted one continues from its newest checkpoint
 (``gankit.resume``), and every FID is cached in ``<out>/results.json`` under the settings that
@@ -73,6 +75,16 @@ def _floor(run: Path, results: Results, args, weights, root) -> float:
     return float(value)
 
 
+def _figure(path: Path, runs: list[tuple[str, Path]], title: str) -> None:
+    """A row of 12 samples (z drawn with seed 0) per (label, run): the modes side by side."""
+    import gankit
+    from gankit.report.plots import plot_rows
+
+    rows = [gankit.load_generator(run).sample(12, seed=0) for _, run in runs]
+    plot_rows(rows, [label for label, _ in runs], path, title)
+    print(f"wrote {path}", flush=True)
+
+
 def _mean_sd(values: list[float]) -> str:
     if not values:
         return ""
@@ -106,6 +118,7 @@ def main() -> int:
     rows, last_run = [], None
     try:
         for limit in args.limits:
+            shown = []  # (label, run) of each mode's first seed, for the figure
             for mode in args.modes:
                 fids, ps, secs, n_text = [], [], [], ""
                 for seed in args.seeds:
@@ -122,6 +135,9 @@ def main() -> int:
                     ps.append(summary.get("augment", {}).get("p"))
                     secs.append(summary.get("seconds") or 0.0)
                     last_run = run
+                    if seed == args.seeds[0]:
+                        p = ps[-1]
+                        shown.append((mode + (f" (p {p:.2f})" if mode == "ada" else ""), run))
                 p = [x for x in ps if x is not None]
                 rows.append({
                     "training images": limit,
@@ -134,6 +150,8 @@ def main() -> int:
                     "seeds": len(args.seeds),
                     "FID": _mean_sd(fids),
                 })  # fmt: skip
+            title = f"{args.preset} on {limit} images, {steps} steps, seed {args.seeds[0]}"
+            _figure(out / f"augment-{limit}-{steps}.png", shown, title)
         if last_run is not None and not args.no_floor:
             floor = _floor(last_run, results, args, weights, root)
             rows.append({"training images": "floor: train vs test images", "FID": f"{floor:.1f}",
