@@ -136,8 +136,7 @@ def main() -> int:
                     secs.append(summary.get("seconds") or 0.0)
                     last_run = run
                     if seed == args.seeds[0]:
-                        p = ps[-1]
-                        shown.append((mode + (f" (p {p:.2f})" if mode == "ada" else ""), run))
+                        shown.append((mode + (f" (p {ps[-1]:.2f})" if mode == "ada" else ""), run))
                 p = [x for x in ps if x is not None]
                 rows.append({
                     "training images": limit,

@@ -103,8 +103,6 @@ def main() -> int:
     ap.add_argument("--out", default="runs/truncation")
     args = ap.parse_args()
 
-    import dataclasses
-
     import gankit
     from _common import data_root
     from gankit.errors import UserError
@@ -124,7 +122,7 @@ def main() -> int:
         clf = load_classifier(CLASSIFIER_FOR[cfg.data.name], root or cfg.data.root)
         n = gen.net.num_classes * args.per_class
         opts = Options(n=n, data_root=root)
-        real, key = _reference(dataclasses.replace(cfg), opts, n)  # [n, C, H, W] test images
+        real, key = _reference(cfg, opts, n)  # [n, C, H, W] test images
         label = Path(source).name if Path(source).is_dir() else cfg.name
         name = f"{label} (step {gen.step})"
         print(f"{name}: {len(args.thresholds) + 1} settings x {n} samples", flush=True)
