@@ -94,7 +94,7 @@ def _rows(run_dir) -> list[dict]:
 
 
 @pytest.mark.parametrize(
-    "policy", [("flip",), ("color",), ("translation",), ("cutout",), aug.KINDS]
+    "policy", [("flip",), ("geometric",), ("color",), ("translation",), ("cutout",), aug.KINDS]
 )
 def test_each_kind_passes_gradients_to_its_input(policy):
     torch.manual_seed(0)
@@ -141,6 +141,49 @@ def test_flip_mirrors_the_chosen_samples_half_the_time():
         kept = (out == x).flatten(1).all(1)
         assert bool((swapped | kept).all())  # each sample mirrored or left as it was
         assert abs(swapped.float().mean().item() - share) < 0.03, (p, swapped.float().mean())
+
+
+def test_warp_by_hand_identity_quarter_turn_and_a_pixel_with_reflected_border():
+    torch.manual_seed(3)
+    x = torch.randn(2, 3, 6, 6)
+    eye = torch.tensor([[1.0, 0, 0], [0, 1, 0]]).expand(2, 2, 3)
+    torch.testing.assert_close(aug.warp(x, eye), x)  # pixel centres sampled exactly
+    turn = torch.tensor([[0.0, -1, 0], [1, 0, 0]]).expand(2, 2, 3)  # output (u, v) <- (-v, u)
+    torch.testing.assert_close(aug.warp(x, turn), torch.rot90(x, 1, (2, 3)))
+    right = torch.tensor([[1.0, 0, -1], [0, 1, 0]]).expand(2, 2, 3)  # one pixel to the right
+    out = aug.warp(x, right)
+    torch.testing.assert_close(out[..., 1:], x[..., :-1])
+    torch.testing.assert_close(out[..., 0], x[..., 0])  # what came in: the border reflected
+    wide = torch.randn(1, 1, 4, 8)  # not square: a half turn in pixels is still exact
+    half = torch.tensor([[[-1.0, 0, 0], [0, -1, 0]]])
+    torch.testing.assert_close(aug.warp(wide, half), wide.flip(2, 3))
+
+
+def test_geometric_takes_each_of_its_five_draws_with_the_stated_probability(monkeypatch):
+    """A sample is left as it was only if all five draws are identities: scalings and the shift
+    with probability 1 - p each, the two rotations with sqrt(1 - p) each: (1 - p)^4 in all.
+    Then the draws' sizes, one at a time, on a disc at the centre (rotations keep it)."""
+    torch.manual_seed(4)
+    x = torch.randn(4000, 1, 6, 6)
+    for p in (0.0, 0.5, 1.0):
+        out = aug.random_geometric(x, p)
+        kept = ((out - x).abs().flatten(1).amax(1) < 1e-5).float().mean().item()
+        assert abs(kept - (1 - p) ** 4) < 0.02, (p, kept)
+    disc = torch.zeros(2000, 1, 32, 32)
+    yy, xx = torch.meshgrid(torch.arange(32.0) - 15.5, torch.arange(32.0) - 15.5, indexing="ij")
+    disc[:, 0] = ((yy.square() + xx.square()) < 36).float()  # radius 6 pixels
+    with monkeypatch.context() as m:
+        m.setattr(aug, "SHIFT_STD", 0.0)  # the scalings alone: area x iso^2 (aniso keeps it)
+        out = aug.random_geometric(disc, 1.0)
+    log2 = (out.sum(dim=(1, 2, 3)) / disc[0].sum()).log2() / 2  # [N]: log2 of iso
+    assert abs(log2.mean().item()) < 0.02 and 0.17 < log2.std().item() < 0.23
+    with monkeypatch.context() as m:
+        m.setattr(aug, "SCALE_STD", 0.0)  # the shift alone: the disc's centre moves N(0, 4^2)
+        out = aug.random_geometric(disc, 1.0)
+    mass = out.sum(dim=(2, 3))  # [N, 1]
+    centre = torch.stack([(out[:, 0] * xx).sum((1, 2)), (out[:, 0] * yy).sum((1, 2))], 1) / mass
+    mad = (centre - centre.median(0).values).abs().median(0).values  # [2], per axis
+    torch.testing.assert_close(mad, torch.full((2,), 0.6745 * 0.125 * 32), atol=0.3, rtol=0)
 
 
 def test_translate_moves_a_pixel_and_fills_with_zero():

@@ -106,7 +106,8 @@ def validate(cfg: Config) -> None:
         raise UserError(f"device must be auto, cpu, cuda, cuda:N or mps, got {dev!r}")
 
 
-AUGMENT_KINDS = ("flip", "color", "translation", "cutout")  # train.augment_policy's choices
+# train.augment_policy's choices
+AUGMENT_KINDS = ("flip", "geometric", "color", "translation", "cutout")
 
 
 def augment_policy(text: str) -> tuple[str, ...]:

@@ -10,7 +10,13 @@
   border filled with 0, mid-grey in [-1, 1]) and ``cutout`` (a square of half the side, at a
   random centre, set to 0). One more kind, off by default: ``flip``, a horizontal mirror with
   probability 1/2 (ADA's ``xflip``, the first transformation of its pipeline; it leaks nothing
-  for data whose mirror images are as likely as the images).
+  for data whose mirror images are as likely as the images). And ``geometric``, off by default:
+  ADA's geometric group, each sample warped by isotropic scaling (``2^N(0, 0.2^2)``), a rotation
+  (uniform over the circle, with probability ``1 - sqrt(1 - p)``), anisotropic scaling
+  (``2^N(0, 0.2^2)`` along x and its inverse along y), a second rotation as the first, and a
+  fractional translation (``N(0, 0.125^2)`` of the side per axis), resampled bilinearly with
+  the border reflected. Unlike the other kinds it leaks at p = 1 (every image turned at random:
+  G may turn its own), so it belongs to ``ada``, whose p stays where D stops overfitting.
 - **Adaptive probability** (Karras, Aittala, Hellsten, Laine, Lehtinen and Aila 2020, "Training
   generative adversarial networks with limited data", ADA): each kind is applied to each sample
   with probability p, and p follows D's overfitting: ``r_t = E[sign(D(x_real))]`` over the last
@@ -41,6 +47,8 @@ from ..config import augment_policy as parse_policy
 from ..errors import UserError
 from .layers import check_shape
 
+SCALE_STD = 0.2  # ADA's lognormal scalings: log2 of the factor ~ N(0, 0.2^2)
+SHIFT_STD = 0.125  # ADA's fractional translation: N(0, 0.125^2) of the side
 TRANSLATION = 0.125  # the largest shift, a fraction of the side (Zhao et al.: 1/8)
 CUTOUT = 0.5  # the side of the cut square, a fraction of the image's (Zhao et al.: 1/2)
 SIGN_KEY = "ada_sign_real"  # the log of E[sign(D(x_real))] that variants give under ada
@@ -86,6 +94,18 @@ def translate(x: Tensor, dy: Tensor, dx: Tensor, pad: tuple[int, int] | None = N
 def mirror(x: Tensor, flipped: Tensor) -> Tensor:
     """Sample i mirrored left to right where ``flipped[i]`` (bool ``[N]``)."""
     return torch.where(flipped.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def warp(x: Tensor, matrix: Tensor) -> Tensor:
+    """Sample i resampled bilinearly at ``matrix[i] @ (u, v, 1)`` for each output pixel's centre
+    ``(u, v)`` in pixels from the image's centre (``matrix [N, 2, 3]``: output to input, x right
+    and y down); where that falls outside, the image reflected about its border."""
+    n, _, h, w = x.shape
+    to_norm = x.new_tensor([2.0 / w, 2.0 / h]).view(1, 2, 1)  # pixels -> [-1, 1], per row
+    m = matrix.to(x.dtype)
+    theta = torch.cat([m[:, :, :2] * to_norm / to_norm.view(1, 1, 2), m[:, :, 2:] * to_norm], 2)
+    grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)  # [N, H, W, 2]
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 def cut(x: Tensor, top: Tensor, left: Tensor, size: tuple[int, int]) -> Tensor:
@@ -150,8 +170,37 @@ def random_cutout(x: Tensor, p: float = 1.0) -> Tensor:
     return cut(x, top, left, size)
 
 
+def _rotation(angle: Tensor) -> Tensor:
+    c, s = torch.cos(angle), torch.sin(angle)
+    return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)  # [N, 2, 2]
+
+
+def random_geometric(x: Tensor, p: float = 1.0) -> Tensor:
+    n, _, h, w = x.shape
+    dev = x.device
+    p_rot = 1 - (1 - min(p, 1.0)) ** 0.5  # two rotations: one or both with probability p
+
+    def drawn(value: Tensor, identity: float, prob: float) -> Tensor:
+        return _where(_chosen(n, prob, dev), value, identity)
+
+    eye = torch.eye(2, device=dev).expand(n, 2, 2)
+    iso = drawn(torch.exp2(torch.randn(n, device=dev) * SCALE_STD), 1.0, p)
+    pre = drawn((torch.rand(n, device=dev) * 2 - 1) * torch.pi, 0.0, p_rot)
+    aniso = drawn(torch.exp2(torch.randn(n, device=dev) * SCALE_STD), 1.0, p)
+    post = drawn((torch.rand(n, device=dev) * 2 - 1) * torch.pi, 0.0, p_rot)
+    shift = torch.randn(n, 2, device=dev) * SHIFT_STD * x.new_tensor([w, h]).float()
+    shift = shift * (_chosen(n, p, dev) if p < 1 else torch.ones(n, device=dev)).view(-1, 1)
+    stretch = torch.stack([aniso, 1 / aniso], -1)  # [N, 2]
+    linear = _rotation(post) @ (eye * stretch[:, None, :]) @ _rotation(pre) * iso.view(-1, 1, 1)
+    # the image's transform is linear @ u + shift; warp takes its inverse, output to input
+    inverse = torch.linalg.inv(linear)
+    matrix = torch.cat([inverse, -(inverse @ shift[:, :, None])], 2)  # [N, 2, 3]
+    return warp(x, matrix)
+
+
 RANDOM: dict[str, Callable[[Tensor, float], Tensor]] = {
     "flip": random_flip,
+    "geometric": random_geometric,
     "color": random_color,
     "translation": random_translation,
     "cutout": random_cutout,
