@@ -183,17 +183,18 @@ def random_geometric(x: Tensor, p: float = 1.0) -> Tensor:
     def drawn(value: Tensor, identity: float, prob: float) -> Tensor:
         return _where(_chosen(n, prob, dev), value, identity)
 
-    eye = torch.eye(2, device=dev).expand(n, 2, 2)
     iso = drawn(torch.exp2(torch.randn(n, device=dev) * SCALE_STD), 1.0, p)
     pre = drawn((torch.rand(n, device=dev) * 2 - 1) * torch.pi, 0.0, p_rot)
     aniso = drawn(torch.exp2(torch.randn(n, device=dev) * SCALE_STD), 1.0, p)
     post = drawn((torch.rand(n, device=dev) * 2 - 1) * torch.pi, 0.0, p_rot)
     shift = torch.randn(n, 2, device=dev) * SHIFT_STD * x.new_tensor([w, h]).float()
-    shift = shift * (_chosen(n, p, dev) if p < 1 else torch.ones(n, device=dev)).view(-1, 1)
+    chosen = _chosen(n, p, dev)
+    if chosen is not None:
+        shift = shift * chosen.view(-1, 1)
     # the image's transform is u -> iso * R(post) diag(aniso, 1 / aniso) R(pre) u + shift; warp
     # takes its inverse, output to input, in closed form (no batched matrix inverse)
-    shrink = torch.stack([1 / aniso, aniso], -1)  # [N, 2]
-    inverse = _rotation(-pre) @ (eye * shrink[:, None, :]) @ _rotation(-post) / iso.view(-1, 1, 1)
+    shrink = torch.diag_embed(torch.stack([1 / aniso, aniso], -1))  # [N, 2, 2]
+    inverse = _rotation(-pre) @ shrink @ _rotation(-post) / iso.view(-1, 1, 1)
     matrix = torch.cat([inverse, -(inverse @ shift[:, :, None])], 2)  # [N, 2, 3]
     return warp(x, matrix)
 
