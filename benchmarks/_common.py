@@ -358,3 +358,20 @@ def run_main(main) -> None:
         print(f"{script}: error: {e}", file=sys.stderr)
         rc = 2 if isinstance(e, UserError) else 1
     sys.exit(rc or 0)
+
+
+def discriminator(run: Path):
+    """The D of a run's newest checkpoint, with its stored weights, in eval mode."""
+    from gankit import config as config_mod
+    from gankit import variants
+    from gankit.registry import VARIANTS
+    from gankit.training import checkpoint
+
+    ck = checkpoint.load(checkpoint.latest(Path(run)))
+    cfg = config_mod.from_dict(variants.upgrade_stored(ck["config"]))
+    meta = ck["meta"]
+    nets = VARIANTS.get(cfg.train.variant)(cfg).build_nets(
+        tuple(meta["shape"]), int(meta["num_classes"])
+    )
+    nets["D"].load_state_dict(ck["nets"]["D"])
+    return nets["D"].eval()

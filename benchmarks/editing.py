@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import data_root, run_main, table
+from _common import data_root, discriminator, run_main, table
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,22 +59,6 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="runs/editing")
     return p.parse_args(argv)
-
-
-def _discriminator(run: Path):
-    """The run's D from its newest checkpoint (eval mode)."""
-    from gankit import config as config_mod
-    from gankit.registry import VARIANTS
-    from gankit.training import checkpoint
-
-    ck = checkpoint.load(checkpoint.latest(run))
-    cfg = config_mod.from_dict(ck["config"])
-    meta = ck["meta"]
-    nets = VARIANTS.get(cfg.train.variant)(cfg).build_nets(
-        tuple(meta["shape"]), int(meta["num_classes"])
-    )
-    nets["D"].load_state_dict(ck["nets"]["D"])
-    return nets["D"].eval()
 
 
 def _d_score(d, x) -> float:
@@ -184,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         check, check_info = train_classifier("mnist", root, seed=args.check_seed, quiet=True)
         print(f"held-out classifier (seed {args.check_seed}): test accuracy "
               f"{100 * check_info['test_accuracy']:.2f}%", flush=True)  # fmt: skip
-    d = _discriminator(run)
+    d = discriminator(run)
     src = build_source(DataConfig(name="mnist", root=root, download=root is None), "test")
     real, _ = src.sample(args.n_ref, torch.Generator().manual_seed(2024))  # [n_ref, 1, 28, 28]
 
