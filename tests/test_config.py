@@ -29,6 +29,7 @@ def test_overrides_are_typed():
         ("train.steps=1.5", "train.steps must be an integer"),
         ("train.g_loss=hinge", "train.g_loss must be one of"),
         ("train.steps=0", "train.steps must be positive"),
+        ("train.g_steps=0", "train.g_steps must be positive"),
         ("train.label_smoothing=0.7", "label_smoothing"),
         ("log.quiet=maybe", "log.quiet must be true or false"),
         ("device=gpu", "device must be"),

@@ -54,6 +54,7 @@ def _train(data_root, tmp_path, *extra):
         (["data.path=/x"], "not both"),
         (["train.ema=0.99"], "does not use train.ema"),
         (["train.n_critic=2"], "does not use train.n_critic"),
+        (["train.g_steps=2"], "does not use train.g_steps"),
         (["data.classes=true"], "does not use data.classes"),
         (["variant.lambda_cycle=-1"], "variant.lambda_cycle must be 0 (off) or positive"),
         (["variant.gan_loss=wgan"], "variant.gan_loss must be one of lsgan, bce"),

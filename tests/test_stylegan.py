@@ -166,6 +166,7 @@ def test_path_lengths_of_a_linear_synthesis():
         (["data.size=28"], "power of two from 16 to 64"),
         (["model.net=dcgan"], "set model.net=stylegan"),
         (["train.n_critic=2"], "train.n_critic"),
+        (["train.g_steps=2"], "train.g_steps"),
         (["model.options.w_dimm=3"], "has no option model.options.w_dimm"),
         (["model.options.channel_max=0"], "channel_max must be at least 1"),
         (["model.batchnorm=true"], "model.batchnorm=false"),

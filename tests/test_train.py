@@ -58,6 +58,13 @@ def _state(run_dir: Path) -> dict:
     return checkpoint.load(checkpoint.latest(run_dir))
 
 
+def test_each_step_makes_n_critic_d_updates_then_g_steps_g_updates(tmp_path):
+    run = _train(tmp_path, None, "train.steps=3", "train.n_critic=2", "train.g_steps=3")
+    opts = _state(run.dir)["opts"]
+    updates = {k: {int(st["step"]) for st in o["state"].values()} for k, o in opts.items()}
+    assert updates == {"D": {6}, "G": {9}}
+
+
 def _same(a, b, where="") -> None:
     """Bit-identical nested state: tensors equal element for element, everything else ==."""
     if isinstance(a, torch.Tensor):
@@ -84,7 +91,7 @@ def _assert_same_state(a: dict, b: dict) -> None:
     "extra",
     [
         [],
-        ["train.n_critic=2", "model.dropout=0.3", "train.ema=0.9"],
+        ["train.n_critic=2", "train.g_steps=2", "model.dropout=0.3", "train.ema=0.9"],
         ["train.ema=0.999", "train.ema_warmup=true"],  # the ramp follows the step, resumed too
     ],
 )

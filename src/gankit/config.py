@@ -84,11 +84,13 @@ class ModelConfig:
 class TrainConfig:
     variant: str = "gan"
     g_loss: Literal["nonsaturating", "minimax"] = "nonsaturating"
-    steps: int = 3000  # G updates
+    steps: int = 3000  # training steps: n_critic D updates, then g_steps G updates
     minutes: float = 0.0  # stop (with a checkpoint) after this much training time, counted over
     # resumes; 0 = no limit. train.steps stays the ceiling. For budgets and equal-time comparisons
     batch_size: int = 256
-    n_critic: int = 1  # D updates per G update
+    n_critic: int = 1  # D updates per step
+    g_steps: int = 1  # G updates per step, after the D updates, each on fresh latents; 2 is
+    # DCGAN-tensorflow's habit, which PacGAN's Stacked MNIST runs keep
     pac: int = 1  # PacGAN (Lin et al. 2018): D scores packs of pac samples (nets/packing.py);
     # 1 = off. train.batch_size counts samples, so D sees batch_size / pac packs
     optimizer: Literal["adam", "rmsprop"] = "adam"

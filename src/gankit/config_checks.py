@@ -24,6 +24,7 @@ def validate(cfg: Config) -> None:
         "train.steps": cfg.train.steps,
         "train.batch_size": cfg.train.batch_size,
         "train.n_critic": cfg.train.n_critic,
+        "train.g_steps": cfg.train.g_steps,
         "model.z_dim": cfg.model.z_dim,
         "model.width": cfg.model.width,
         "data.size": cfg.data.size,

@@ -1,9 +1,10 @@
 """The one training loop, for every variant.
 
 Alternating phases (Goodfellow et al. 2014, Algorithm 1): each step runs the variant's phases in
-order, e.g. ``n_critic`` D updates on fresh real batches, then one G update. The trainer owns
-backward, optimizer steps, mixed precision, the EMA of G, gradient norms, the NaN guard,
-checkpoints, exact resume, logging and pictures. It never names a variant.
+order, e.g. ``n_critic`` D updates on fresh real batches, then ``g_steps`` G updates (one by
+default). The trainer owns backward, optimizer steps, mixed precision, the EMA of G (updated once
+a step), gradient norms, the NaN guard, checkpoints, exact resume, logging and pictures. It never
+names a variant.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ class Batch:
     real: Tensor | tuple[Tensor, ...]  # [B, *shape] data, or (x_a, x_b) for two domains
     labels: Tensor | tuple[Tensor | None, ...] | None  # [B] classes; None if unconditional
     z: Tensor  # [B, z_dim] latent codes from the trainer's seeded generator
-    step: int  # G updates done so far
+    step: int  # training steps done so far (G updates, unless train.g_steps > 1)
     # what one phase leaves for a later phase that reuses this batch (Phase.new_batch=False);
     # the variant's own, never checkpointed: a step's phases run between two checkpoints
     scratch: dict[str, Tensor] = field(default_factory=dict)
@@ -141,7 +141,7 @@ class Variant:
         """Restore what ``state_dict`` returned."""
 
     def phases(self) -> list[Phase]:
-        return [Phase("D", ("D",), self.tcfg.n_critic), Phase("G", ("G",), 1)]
+        return [Phase("D", ("D",), self.tcfg.n_critic), Phase("G", ("G",), self.tcfg.g_steps)]
 
     def build_nets(self, shape: tuple[int, ...], num_classes: int) -> dict[str, nn.Module]:
         G = build_generator(self.cfg.model, shape, num_classes)

@@ -76,6 +76,7 @@ class CycleGAN(Variant):
         refused = {
             "train.ema": (cfg.train.ema > 0, "0"),
             "train.n_critic": (cfg.train.n_critic != 1, "1 (each D steps once per step)"),
+            "train.g_steps": (cfg.train.g_steps != 1, "1 (the two G step once per step)"),
             "train.label_smoothing": (cfg.train.label_smoothing > 0, "0"),
             "data.classes": (cfg.data.classes, "false (translation is unconditional)"),
             "model.spectral_norm": (cfg.model.spectral_norm, "false (its PatchGAN D is its own)"),

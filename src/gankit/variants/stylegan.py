@@ -74,6 +74,7 @@ class StyleGAN(Variant):
         refused = {
             "model.net": (cfg.model.net != "stylegan", "stylegan (the style-based G and its D)"),
             "train.n_critic": (cfg.train.n_critic != 1, "1 (R1 keeps D in check)"),
+            "train.g_steps": (cfg.train.g_steps != 1, "1 (its lazy regularisers count G steps)"),
             "train.label_smoothing": (cfg.train.label_smoothing > 0, "0"),
             "train.g_loss": (cfg.train.g_loss != "nonsaturating", "nonsaturating"),
             "train.optimizer": (cfg.train.optimizer != "adam", "adam"),
