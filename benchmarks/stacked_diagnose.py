@@ -27,15 +27,13 @@ import gankit
 from _common import discriminator, run_main
 from gankit.errors import UserError
 from gankit.metrics.classifier import load_classifier
-from gankit.metrics.modes import reverse_kl_uniform
-from gankit.metrics.stacked_mnist import stack_modes
+from gankit.metrics.stacked_mnist import modes_summary, stack_modes
 
 
 def summary(modes: torch.Tensor) -> str:
-    counts = torch.bincount(modes, minlength=1000)
-    channels = [modes // 100, modes // 10 % 10, modes % 10]
-    ch = ", ".join(f"{reverse_kl_uniform(torch.bincount(d, minlength=10)):.3f}" for d in channels)
-    return f"{int((counts > 0).sum())} modes, KL {reverse_kl_uniform(counts):.3f} (channels {ch})"
+    s = modes_summary(modes)
+    ch = ", ".join(f"{c:.3f}" for c in s["channel_kl"])
+    return f"{s['modes']} modes, KL {s['kl']:.3f} (channels {ch})"
 
 
 @torch.no_grad()

@@ -48,7 +48,7 @@ def stack_modes(images: Tensor, classifier: DigitClassifier, batch: int = 500) -
     return triple_labels(digits.view(n, 3))  # [N]
 
 
-def _summary(modes: Tensor) -> dict[str, Any]:
+def modes_summary(modes: Tensor) -> dict[str, Any]:
     """The protocol's numbers for the modes ``[N]`` of N images."""
     counts = torch.bincount(modes, minlength=NUM_MODES)  # [1000]
     digits = torch.stack([modes // 100, modes // 10 % 10, modes % 10])  # [3, N]: R, G, B
@@ -74,7 +74,7 @@ def stacked_mnist_modes(images: Tensor, classifier: DigitClassifier) -> dict[str
     add up to ``kl`` when the channels are independent, so their sum says how much of ``kl`` is a
     preference for some digits rather than missing or favoured combinations of them.
     """
-    return _summary(stack_modes(images, classifier))
+    return modes_summary(stack_modes(images, classifier))
 
 
 @torch.no_grad()
@@ -94,4 +94,4 @@ def generator_modes(
     for i in range(0, n, chunk):
         chunk_seed = int(torch.randint(2**62, (1,), generator=g))
         modes.append(stack_modes(generator.sample(min(chunk, n - i), seed=chunk_seed), classifier))
-    return _summary(torch.cat(modes))  # [n]
+    return modes_summary(torch.cat(modes))  # [n]
