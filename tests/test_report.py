@@ -21,6 +21,7 @@ from gankit.report import (
     plot_timeline,
     read_metrics,
     save_grid,
+    step_label,
     write_report,
 )
 from gankit.report.plots import _losses_figure, _timeline_figure, pick_frames
@@ -135,6 +136,12 @@ def test_losses_panels_follow_the_metrics_present() -> None:
     assert len(fig.axes) == 4 and titles(fig)[-1] == "other metrics"
     assert [line.get_label() for line in fig.axes[3].get_lines()] == ["fid"]
     assert titles(_losses_figure(missing_rows())) == ["losses"]
+
+
+def test_losses_x_label_says_what_a_step_is() -> None:
+    assert _losses_figure(bce_rows()).axes[-1].get_xlabel() == "step (G updates)"
+    fig = _losses_figure(bce_rows(), xlabel=step_label(3))
+    assert fig.axes[-1].get_xlabel() == "step (3 G updates each)"
 
 
 def test_probability_panel_has_equilibrium_line_and_fixed_range() -> None:

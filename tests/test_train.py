@@ -65,6 +65,19 @@ def test_each_step_makes_n_critic_d_updates_then_g_steps_g_updates(tmp_path):
     assert updates == {"D": {6}, "G": {9}}
 
 
+def test_loss_plot_counts_steps_not_g_updates_when_g_steps_is_above_one(tmp_path, monkeypatch):
+    from gankit import report
+
+    labels = []
+    plot = report.plot_losses
+    monkeypatch.setattr(
+        report, "plot_losses", lambda *a, **k: labels.append(k["xlabel"]) or plot(*a, **k)
+    )
+    _train(tmp_path / "one", None, "train.steps=2")
+    _train(tmp_path / "two", None, "train.steps=2", "train.g_steps=2")
+    assert labels == ["step (G updates)", "step (2 G updates each)"]
+
+
 def _same(a, b, where="") -> None:
     """Bit-identical nested state: tensors equal element for element, everything else ==."""
     if isinstance(a, torch.Tensor):

@@ -9,6 +9,7 @@ from gankit.report.plots import (
     plot_timeline,
     read_metrics,
     save_grid,
+    step_label,
 )
 from gankit.report.points import plot_points
 
@@ -21,5 +22,6 @@ __all__ = [
     "plot_timeline",
     "read_metrics",
     "save_grid",
+    "step_label",
     "write_report",
 ]

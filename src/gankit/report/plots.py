@@ -32,6 +32,13 @@ from torchvision.utils import save_image
 
 DPI = 110
 STEP_LABEL = "step (G updates)"
+
+
+def step_label(g_steps: int = 1) -> str:
+    """The x label of plots against step: a step is one G update unless train.g_steps > 1."""
+    return STEP_LABEL if g_steps == 1 else f"step ({g_steps} G updates each)"
+
+
 D_COLOR, G_COLOR = "C0", "C1"  # the discriminator is blue and the generator orange everywhere
 REAL_COLOR, FAKE_COLOR = "#1f4e9c", "#e8590c"
 _STYLE = {
@@ -226,7 +233,7 @@ def _has(rows: list[dict], keys: list[str], positive: bool = False) -> bool:
     return any(len(_series(rows, key, positive)[0]) for key in keys)
 
 
-def _losses_figure(rows: list[dict], title: str = "") -> Figure:
+def _losses_figure(rows: list[dict], title: str = "", xlabel: str = STEP_LABEL) -> Figure:
     """The figure behind ``plot_losses``: one panel per group of metrics that has data."""
     panels = [
         (_panel_losses, bool(_keys_where(rows, _is_loss))),
@@ -246,7 +253,7 @@ def _losses_figure(rows: list[dict], title: str = "") -> Figure:
         draw(ax, rows)
         ax.legend(loc="best", framealpha=0.85)
     if len(axes):
-        axes[-1].set_xlabel(STEP_LABEL)
+        axes[-1].set_xlabel(xlabel)
     if title:
         fig.suptitle(title)
     return fig
@@ -266,10 +273,12 @@ def _style() -> Iterator[None]:
         yield
 
 
-def plot_losses(rows: list[dict], path: Path, title: str = "") -> Path:
-    """Loss, discriminator-output, gradient-norm and other-metric panels against step -> PNG."""
+def plot_losses(rows: list[dict], path: Path, title: str = "", xlabel: str = STEP_LABEL) -> Path:
+    """Loss, discriminator-output, gradient-norm and other-metric panels against step -> PNG.
+
+    ``xlabel``: ``step_label(cfg.train.g_steps)`` for a run's own config."""
     with _style():
-        return _save(_losses_figure(rows, title), path)
+        return _save(_losses_figure(rows, title, xlabel), path)
 
 
 # -------------------------------------------------------------------------------- sample grids

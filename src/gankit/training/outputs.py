@@ -151,7 +151,12 @@ class RunOutputs:
             summary["eval"] = self.last_eval
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if rows:
-            report.plot_losses(rows, self.dir / "losses.png", title=self.dir.name)
+            report.plot_losses(
+                rows,
+                self.dir / "losses.png",
+                title=self.dir.name,
+                xlabel=report.step_label(self.cfg.train.g_steps),
+            )
         frames = report.find_samples(self.dir / "samples")
         if frames:
             report.plot_timeline(frames, self.dir / "timeline.png", caption=self._caption)
