@@ -21,7 +21,6 @@ from gankit.report import (
     plot_timeline,
     read_metrics,
     save_grid,
-    step_label,
     write_report,
 )
 from gankit.report.plots import _losses_figure, _timeline_figure, pick_frames
@@ -140,7 +139,7 @@ def test_losses_panels_follow_the_metrics_present() -> None:
 
 def test_losses_x_label_says_what_a_step_is() -> None:
     assert _losses_figure(bce_rows()).axes[-1].get_xlabel() == "step (G updates)"
-    fig = _losses_figure(bce_rows(), xlabel=step_label(3))
+    fig = _losses_figure(bce_rows(), g_steps=3)
     assert fig.axes[-1].get_xlabel() == "step (3 G updates each)"
 
 

@@ -66,13 +66,17 @@ def test_each_step_makes_n_critic_d_updates_then_g_steps_g_updates(tmp_path):
 
 
 def test_loss_plot_counts_steps_not_g_updates_when_g_steps_is_above_one(tmp_path, monkeypatch):
-    from gankit import report
+    from gankit.report import plots
 
     labels = []
-    plot = report.plot_losses
-    monkeypatch.setattr(
-        report, "plot_losses", lambda *a, **k: labels.append(k["xlabel"]) or plot(*a, **k)
-    )
+    figure = plots._losses_figure
+
+    def record(*args):  # the label of the figure the run's losses.png is drawn from
+        fig = figure(*args)
+        labels.append(fig.axes[-1].get_xlabel())
+        return fig
+
+    monkeypatch.setattr(plots, "_losses_figure", record)
     _train(tmp_path / "one", None, "train.steps=2")
     _train(tmp_path / "two", None, "train.steps=2", "train.g_steps=2")
     assert labels == ["step (G updates)", "step (2 G updates each)"]

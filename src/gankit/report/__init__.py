@@ -9,7 +9,6 @@ from gankit.report.plots import (
     plot_timeline,
     read_metrics,
     save_grid,
-    step_label,
 )
 from gankit.report.points import plot_points
 
@@ -22,6 +21,5 @@ __all__ = [
     "plot_timeline",
     "read_metrics",
     "save_grid",
-    "step_label",
     "write_report",
 ]

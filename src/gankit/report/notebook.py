@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from gankit.report.plots import find_samples, plot_losses, read_metrics, save_grid, step_label
+from gankit.report.plots import find_samples, plot_losses, read_metrics, save_grid
 from gankit.report.points import plot_points
 
 N_SHOWN = 64  # samples of an image generator's grid (seed 0: ``gankit sample --seed 0``)
@@ -89,8 +89,8 @@ def run_html(run: Any) -> str:
         losses = folder / "losses.png"
         if not losses.is_file() and (folder / "metrics.jsonl").is_file():
             rows = read_metrics(folder / "metrics.jsonl")
-            xlabel = step_label(run.config.train.g_steps)
-            losses = plot_losses(rows, tmp / "l.png", xlabel=xlabel) if rows else losses
+            g_steps = run.config.train.g_steps
+            losses = plot_losses(rows, tmp / "l.png", g_steps=g_steps) if rows else losses
         if losses.is_file():
             pictures.append(_png(losses, "losses", 480))
     warn = "".join(f"<li>{escape(str(w))}</li>" for w in warnings) or "<li>none</li>"

@@ -31,14 +31,6 @@ from torch import Tensor
 from torchvision.utils import save_image
 
 DPI = 110
-STEP_LABEL = "step (G updates)"
-
-
-def step_label(g_steps: int = 1) -> str:
-    """The x label of plots against step: a step is one G update unless train.g_steps > 1."""
-    return STEP_LABEL if g_steps == 1 else f"step ({g_steps} G updates each)"
-
-
 D_COLOR, G_COLOR = "C0", "C1"  # the discriminator is blue and the generator orange everywhere
 REAL_COLOR, FAKE_COLOR = "#1f4e9c", "#e8590c"
 _STYLE = {
@@ -233,7 +225,7 @@ def _has(rows: list[dict], keys: list[str], positive: bool = False) -> bool:
     return any(len(_series(rows, key, positive)[0]) for key in keys)
 
 
-def _losses_figure(rows: list[dict], title: str = "", xlabel: str = STEP_LABEL) -> Figure:
+def _losses_figure(rows: list[dict], title: str = "", g_steps: int = 1) -> Figure:
     """The figure behind ``plot_losses``: one panel per group of metrics that has data."""
     panels = [
         (_panel_losses, bool(_keys_where(rows, _is_loss))),
@@ -253,7 +245,9 @@ def _losses_figure(rows: list[dict], title: str = "", xlabel: str = STEP_LABEL) 
         draw(ax, rows)
         ax.legend(loc="best", framealpha=0.85)
     if len(axes):
-        axes[-1].set_xlabel(xlabel)
+        # a step is one G update unless train.g_steps > 1
+        each = "G updates" if g_steps == 1 else f"{g_steps} G updates each"
+        axes[-1].set_xlabel(f"step ({each})")
     if title:
         fig.suptitle(title)
     return fig
@@ -273,12 +267,11 @@ def _style() -> Iterator[None]:
         yield
 
 
-def plot_losses(rows: list[dict], path: Path, title: str = "", xlabel: str = STEP_LABEL) -> Path:
-    """Loss, discriminator-output, gradient-norm and other-metric panels against step -> PNG.
-
-    ``xlabel``: ``step_label(cfg.train.g_steps)`` for a run's own config."""
+def plot_losses(rows: list[dict], path: Path, title: str = "", g_steps: int = 1) -> Path:
+    """Loss, discriminator-output, gradient-norm and other-metric panels against step -> PNG
+    (``g_steps``: the run's ``train.g_steps``, which the step axis is labelled with)."""
     with _style():
-        return _save(_losses_figure(rows, title, xlabel), path)
+        return _save(_losses_figure(rows, title, g_steps), path)
 
 
 # -------------------------------------------------------------------------------- sample grids

@@ -155,7 +155,7 @@ class RunOutputs:
                 rows,
                 self.dir / "losses.png",
                 title=self.dir.name,
-                xlabel=report.step_label(self.cfg.train.g_steps),
+                g_steps=self.cfg.train.g_steps,
             )
         frames = report.find_samples(self.dir / "samples")
         if frames:
